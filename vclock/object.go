@@ -207,3 +207,9 @@ func ValueHash(v []byte) uint64 {
 func (o *Object) normalize() {
 	sort.Slice(o.Siblings, func(i, j int) bool { return o.Siblings[i].Dot.Less(o.Siblings[j].Dot) })
 }
+
+// WithClock returns o with clock joined into its causal context.
+func (o Object) WithClock(clock VV) Object {
+	o.Clock = o.Clock.Join(clock)
+	return o
+}

@@ -1,0 +1,678 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quorumkv/quorumkv/ring"
+	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/vclock"
+	"github.com/quorumkv/quorumkv/wire"
+)
+
+// Transport sends one request to the node at addr and returns its answer.
+type Transport interface {
+	Call(ctx context.Context, addr string, req []byte) ([]byte, error)
+}
+
+// Cluster is what the coordinator needs to know about membership.
+type Cluster interface {
+	// Ring is the current ring; it is never nil.
+	Ring() *ring.Ring
+	// Addr returns the RPC address of a member.
+	Addr(id string) (string, bool)
+	// Up reports whether membership believes id can answer now.
+	Up(id string) bool
+}
+
+// Store is the local storage the coordinator reads and writes.
+type Store interface {
+	Get(partition int, key []byte) (vclock.Object, bool, error)
+	Update(partition int, key []byte, fn func(cur vclock.Object, found bool) (vclock.Object, bool, error)) (vclock.Object, error)
+	Merge(partition int, key []byte, obj vclock.Object) (vclock.Object, bool, error)
+	AddHint(h store.Hint, now time.Time) (uint64, error)
+	Hints(target string, limit int, fn func(store.Hint) error) error
+	DeleteHint(target string, seq uint64) error
+	HintCounts() (map[string]int64, error)
+	GetMeta(name string) ([]byte, bool, error)
+	SetMeta(name string, value []byte) error
+}
+
+// Config configures a Coordinator.
+type Config struct {
+	// ID is this node's id.
+	ID string
+	// Actor is this node's actor id in version vectors: its id plus its
+	// incarnation, so a node that lost its disk writes as a new actor.
+	Actor string
+	// RequestTimeout bounds every replica call and, when the caller's
+	// context has no deadline, every request. Default 2s.
+	RequestTimeout time.Duration
+	// DisableReadRepair turns read repair off (a negative control for the
+	// convergence checks; never in production).
+	DisableReadRepair bool
+	// DisableWriteBack makes strong reads skip their write-back phase (a
+	// negative control for the linearizability checker; never in production).
+	DisableWriteBack bool
+	// DisableSloppy makes writes use primaries only, without fallbacks.
+	DisableSloppy bool
+	// MaxSiblings refuses a write that would leave a key with more siblings.
+	// Default 100 (Riak's guardrail).
+	MaxSiblings int
+	// WarnSiblings logs a warning when a key reaches this many siblings.
+	// Default 25.
+	WarnSiblings int
+	// Now is the clock used for hint ages. Default time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default set.
+func DefaultConfig() Config {
+	return Config{RequestTimeout: 2 * time.Second, MaxSiblings: 100, WarnSiblings: 25, Now: time.Now}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("replication: node id is required"))
+	}
+	if c.Actor == "" {
+		errs = append(errs, errors.New("replication: actor id is required"))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("replication: request timeout must be positive"))
+	}
+	if c.MaxSiblings < 1 {
+		errs = append(errs, errors.New("replication: max siblings must be at least 1"))
+	}
+	if c.Now == nil {
+		errs = append(errs, errors.New("replication: a clock is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Receipt says what a request did: how many replicas were asked, how many
+// answered in time, how many of those were fallbacks, and how many replicas
+// a read repaired.
+type Receipt struct {
+	Replicas   int
+	Acks       int
+	Fallbacks  int
+	ReadRepair int
+}
+
+// Result is the outcome of a read or write: the key's versions after the
+// operation (for a read, the merge of what the replicas returned) and the
+// receipt.
+type Result struct {
+	Object  vclock.Object
+	Receipt Receipt
+}
+
+// Write is a client write or delete.
+type Write struct {
+	Value  []byte
+	Delete bool
+	// Context is the version vector from an earlier read; the write
+	// supersedes exactly the versions it covers.
+	Context     vclock.VV
+	Consistency Consistency
+}
+
+// Stats are counters a metrics layer can export.
+type Stats struct {
+	ReadRepairs      atomic.Int64
+	QuorumFailures   atomic.Int64
+	Timeouts         atomic.Int64
+	HintsStored      atomic.Int64
+	HintsDelivered   atomic.Int64
+	HintsExpired     atomic.Int64
+	StrongWriteBacks atomic.Int64
+	Forwarded        atomic.Int64
+}
+
+// Coordinator runs client operations over the replicas of a key and serves
+// the replica side of those operations.
+type Coordinator struct {
+	cfg Config
+	st  Store
+	cl  Cluster
+	tr  Transport
+	log *slog.Logger
+
+	// Stats counts what the coordinator did.
+	Stats Stats
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	// tagMu guards the strong-tag counter and its persisted lease.
+	tagMu    sync.Mutex
+	tagLast  uint64
+	tagLease uint64
+
+	closeOnce sync.Once
+}
+
+const (
+	metaTagLease = "strong-tag-lease"
+	tagLeaseStep = 1 << 16
+)
+
+// New returns a coordinator. It copies cfg.
+func New(cfg Config, st Store, cl Cluster, tr Transport) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{cfg: cfg, st: st, cl: cl, tr: tr, log: log.With("node", cfg.ID)}
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	b, ok, err := st.GetMeta(metaTagLease)
+	if err != nil {
+		return nil, fmt.Errorf("replication: read tag lease: %w", err)
+	}
+	if ok && len(b) == 8 {
+		// Tags up to the lease may have been issued before a crash; start
+		// above it.
+		c.tagLast = binary.BigEndian.Uint64(b)
+		c.tagLease = c.tagLast
+	}
+	return c, nil
+}
+
+// Close stops background work (read repairs, replica sends still under way)
+// and waits for it. It is idempotent.
+func (c *Coordinator) Close() error {
+	c.closeOnce.Do(func() {
+		c.bgCancel()
+		c.bg.Wait()
+	})
+	return nil
+}
+
+// Config returns the coordinator's configuration.
+func (c *Coordinator) Config() Config { return c.cfg }
+
+func (c *Coordinator) goBackground(fn func(ctx context.Context)) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		fn(c.bgCtx)
+	}()
+}
+
+// replicaCtx bounds one replica call. Replica calls outlive the client's
+// request on purpose: the client may be answered after W acks while the
+// remaining replicas still get the write.
+func (c *Coordinator) replicaCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.bgCtx, c.cfg.RequestTimeout)
+}
+
+func (c *Coordinator) requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.cfg.RequestTimeout)
+}
+
+// call sends req to node, handling it in-process when node is this one.
+func (c *Coordinator) call(ctx context.Context, node string, req wire.Request) (wire.Response, error) {
+	if node == c.cfg.ID {
+		return c.HandleRequest(ctx, req)
+	}
+	addr, ok := c.cl.Addr(node)
+	if !ok {
+		return wire.Response{}, fmt.Errorf("no address known for %s", node)
+	}
+	req.From = c.cfg.ID
+	b, err := wire.Encode(&req)
+	if err != nil {
+		return wire.Response{}, err
+	}
+	out, err := c.tr.Call(ctx, addr, b)
+	if err != nil {
+		return wire.Response{}, err
+	}
+	return wire.DecodeResponse(out)
+}
+
+type placement struct {
+	ring      *ring.Ring
+	partition int
+	primaries []string
+	pref      []string
+}
+
+func (c *Coordinator) place(key []byte) placement {
+	r := c.cl.Ring()
+	p := r.PartitionOf(key)
+	return placement{ring: r, partition: p, primaries: r.Primaries(p), pref: r.PreferenceList(p)}
+}
+
+func (c *Coordinator) isPrimary(pl placement) bool { return slices.Contains(pl.primaries, c.cfg.ID) }
+
+type reply struct {
+	node     string
+	fallback bool
+	resp     wire.Response
+	err      error
+}
+
+// Get reads key at the given consistency.
+func (c *Coordinator) Get(ctx context.Context, key []byte, cons Consistency) (Result, error) {
+	pl := c.place(key)
+	if err := cons.Validate(pl.ring.Replicas()); err != nil {
+		return Result{}, err
+	}
+	if cons.Level == Strong {
+		return c.strongRead(ctx, key, pl)
+	}
+	return c.read(ctx, key, pl, cons.Needed(len(pl.primaries)))
+}
+
+// fanOutReads asks every primary for its object of key.
+func (c *Coordinator) fanOutReads(key []byte, pl placement) <-chan reply {
+	ch := make(chan reply, len(pl.primaries))
+	req := wire.Request{Op: wire.OpRead, Partition: pl.partition, Key: key}
+	for _, node := range pl.primaries {
+		if node == c.cfg.ID {
+			resp, err := c.HandleRequest(c.bgCtx, req)
+			ch <- reply{node: node, resp: resp, err: err}
+			continue
+		}
+		c.goBackground(func(context.Context) {
+			rctx, cancel := c.replicaCtx()
+			defer cancel()
+			resp, err := c.call(rctx, node, req)
+			ch <- reply{node: node, resp: resp, err: err}
+		})
+	}
+	return ch
+}
+
+func objectOf(r wire.Response) vclock.Object {
+	if r.Object == nil {
+		return vclock.Object{}
+	}
+	return *r.Object
+}
+
+// gather waits on ch until need successful replies arrived, until need can
+// no longer be reached, or until ctx ends.
+func gather(ctx context.Context, ch <-chan reply, total, need int, op string) ([]reply, map[string]error, error) {
+	var ok []reply
+	var causes map[string]error
+	failed := 0
+	for len(ok) < need {
+		if total-failed < need {
+			return ok, causes, &QuorumError{Op: op, Needed: need, Acked: len(ok), Causes: causes}
+		}
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				failed++
+				if causes == nil {
+					causes = map[string]error{}
+				}
+				causes[r.node] = r.err
+				continue
+			}
+			ok = append(ok, r)
+		case <-ctx.Done():
+			return ok, causes, &QuorumError{Op: op, Needed: need, Acked: len(ok), Timeout: true, Causes: causes}
+		}
+	}
+	return ok, causes, nil
+}
+
+func (c *Coordinator) failed(err error, rc Receipt) error {
+	var qe *QuorumError
+	if errors.As(err, &qe) {
+		qe.Receipt = rc
+		if qe.Timeout {
+			c.Stats.Timeouts.Add(1)
+		} else {
+			c.Stats.QuorumFailures.Add(1)
+		}
+	}
+	return err
+}
+
+func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need int) (Result, error) {
+	ctx, cancel := c.requestCtx(ctx)
+	defer cancel()
+	total := len(pl.primaries)
+	rc := Receipt{Replicas: total}
+	if total == 0 {
+		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "read", Needed: need}, rc)
+	}
+	ch := c.fanOutReads(key, pl)
+	ok, _, err := gather(ctx, ch, total, need, "read")
+	rc.Acks = len(ok)
+	if err != nil {
+		return Result{Receipt: rc}, c.failed(err, rc)
+	}
+	merged := vclock.Object{}
+	for _, r := range ok {
+		merged = vclock.Merge(merged, objectOf(r.resp))
+	}
+	if !c.cfg.DisableReadRepair {
+		for _, r := range ok {
+			if !objectOf(r.resp).Descends(merged) {
+				rc.ReadRepair++
+			}
+		}
+		c.repairInBackground(key, pl, ch, total, ok, merged)
+	}
+	return Result{Object: merged, Receipt: rc}, nil
+}
+
+// repairInBackground waits for the replicas that had not answered yet, then
+// sends the merged object to every primary that holds less than it.
+func (c *Coordinator) repairInBackground(key []byte, pl placement, ch <-chan reply, total int, got []reply, merged vclock.Object) {
+	if merged.IsEmpty() && len(got) == total {
+		return
+	}
+	c.goBackground(func(bg context.Context) {
+		all := slices.Clone(got)
+		wait, cancel := c.replicaCtx()
+		defer cancel()
+		for len(all) < total {
+			select {
+			case r := <-ch:
+				all = append(all, r)
+			case <-wait.Done():
+				total = len(all)
+			}
+		}
+		for _, r := range all {
+			if r.err == nil {
+				merged = vclock.Merge(merged, objectOf(r.resp))
+			}
+		}
+		if merged.IsEmpty() {
+			return
+		}
+		for _, r := range all {
+			if r.err != nil || objectOf(r.resp).Descends(merged) {
+				continue
+			}
+			c.Stats.ReadRepairs.Add(1)
+			rctx, cancel := c.replicaCtx()
+			_, err := c.call(rctx, r.node, wire.Request{Op: wire.OpWrite, Partition: pl.partition, Key: key, Object: &merged})
+			cancel()
+			if err != nil {
+				c.log.Debug("read repair failed", "peer", r.node, "key", string(key), "err", err)
+			}
+		}
+	})
+}
+
+// Put writes (or, with w.Delete, deletes) key.
+func (c *Coordinator) Put(ctx context.Context, key []byte, w Write) (Result, error) {
+	pl := c.place(key)
+	if err := w.Consistency.Validate(pl.ring.Replicas()); err != nil {
+		return Result{}, err
+	}
+	if w.Consistency.Level == Strong {
+		return c.strongWrite(ctx, key, pl, w)
+	}
+	need := w.Consistency.Needed(len(pl.primaries))
+	if c.isPrimary(pl) {
+		return c.coordinateWrite(ctx, key, pl, w.Value, w.Delete, w.Context, need)
+	}
+	return c.forwardWrite(ctx, key, pl, w, need)
+}
+
+// forwardWrite hands a write to the first primary that is up.
+func (c *Coordinator) forwardWrite(ctx context.Context, key []byte, pl placement, w Write, need int) (Result, error) {
+	ctx, cancel := c.requestCtx(ctx)
+	defer cancel()
+	rc := Receipt{Replicas: len(pl.primaries)}
+	order := make([]string, 0, len(pl.primaries))
+	for _, n := range pl.primaries {
+		if c.cl.Up(n) {
+			order = append(order, n)
+		}
+	}
+	for _, n := range pl.primaries {
+		if !c.cl.Up(n) {
+			order = append(order, n)
+		}
+	}
+	causes := map[string]error{}
+	for _, node := range order {
+		dl, _ := ctx.Deadline()
+		req := wire.Request{Op: wire.OpCoordinate, Partition: pl.partition, Key: key, Client: &wire.ClientOp{
+			Delete: w.Delete, Value: w.Value, Context: w.Context, W: need, TimeoutMs: time.Until(dl).Milliseconds(),
+		}}
+		resp, err := c.call(ctx, node, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Timeout: true, Causes: causes}, rc)
+			}
+			causes[node] = err
+			continue
+		}
+		c.Stats.Forwarded.Add(1)
+		cr := resp.Client
+		if cr == nil {
+			return Result{Receipt: rc}, fmt.Errorf("replication: %s answered a forwarded write without a result", node)
+		}
+		rc = Receipt{Replicas: cr.Replicas, Acks: cr.Acks, Fallbacks: cr.Fallbacks}
+		switch cr.Code {
+		case "":
+			return Result{Object: cr.Object, Receipt: rc}, nil
+		case wire.CodeUnavailable, wire.CodeTimeout:
+			return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: cr.Needed, Acked: cr.Acks, Timeout: cr.Code == wire.CodeTimeout,
+				Causes: map[string]error{node: errors.New(cr.Message)}}, rc)
+		case wire.CodeConflict:
+			return Result{Receipt: rc}, fmt.Errorf("%w: %s", ErrTooManySiblings, cr.Message)
+		case wire.CodeBadRequest:
+			return Result{Receipt: rc}, fmt.Errorf("%w: %s", ErrBadRequest, cr.Message)
+		default:
+			return Result{Receipt: rc}, fmt.Errorf("replication: coordinator %s: %s", node, cr.Message)
+		}
+	}
+	return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Causes: causes}, rc)
+}
+
+// coordinateWrite applies a write locally, as one of the key's primaries,
+// and replicates the result.
+func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placement, value []byte, del bool, vctx vclock.VV, need int) (Result, error) {
+	ctx, cancel := c.requestCtx(ctx)
+	defer cancel()
+	total := len(pl.primaries)
+	rc := Receipt{Replicas: total}
+	obj, err := c.st.Update(pl.partition, key, func(cur vclock.Object, _ bool) (vclock.Object, bool, error) {
+		next, _ := cur.Update(c.cfg.Actor, vctx, value, del)
+		if n := len(next.Siblings); n > c.cfg.MaxSiblings {
+			return cur, false, fmt.Errorf("%w: key would have %d siblings, the limit is %d; read the key and write with its context to resolve them", ErrTooManySiblings, n, c.cfg.MaxSiblings)
+		} else if n >= c.cfg.WarnSiblings {
+			c.log.Warn("key has many siblings", "key", string(key), "siblings", n)
+		}
+		return next, true, nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrTooManySiblings) {
+			return Result{Receipt: rc}, err
+		}
+		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Causes: map[string]error{c.cfg.ID: err}}, rc)
+	}
+	rc.Acks = 1
+	if need <= 1 && total == 1 {
+		return Result{Object: obj, Receipt: rc}, nil
+	}
+	ch := make(chan reply, total)
+	fb := &fallbackPool{c: c, pl: pl}
+	for _, node := range pl.primaries {
+		if node == c.cfg.ID {
+			continue
+		}
+		c.goBackground(func(context.Context) {
+			ch <- c.replicateTo(node, key, pl, obj, fb)
+		})
+	}
+	ok, _, err := gather(ctx, ch, total-1, need-1, "write")
+	rc.Acks += len(ok)
+	for _, r := range ok {
+		if r.fallback {
+			rc.Fallbacks++
+		}
+	}
+	if err != nil {
+		var qe *QuorumError
+		if errors.As(err, &qe) {
+			qe.Needed, qe.Acked = need, rc.Acks
+		}
+		return Result{Object: obj, Receipt: rc}, c.failed(err, rc)
+	}
+	return Result{Object: obj, Receipt: rc}, nil
+}
+
+// fallbackPool hands out the fallbacks of one write, each at most once.
+type fallbackPool struct {
+	c    *Coordinator
+	pl   placement
+	mu   sync.Mutex
+	next int
+}
+
+func (f *fallbackPool) take() (string, bool) {
+	if f.c.cfg.DisableSloppy {
+		return "", false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fallbacks := f.pl.pref[len(f.pl.primaries):]
+	for f.next < len(fallbacks) {
+		n := fallbacks[f.next]
+		f.next++
+		if n != f.c.cfg.ID && f.c.cl.Up(n) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// replicateTo sends obj to a primary, or, if the primary is down or fails,
+// to fallbacks as a hint for it.
+func (c *Coordinator) replicateTo(node string, key []byte, pl placement, obj vclock.Object, fb *fallbackPool) reply {
+	req := wire.Request{Op: wire.OpWrite, Partition: pl.partition, Key: key, Object: &obj}
+	var err error
+	if c.cl.Up(node) {
+		rctx, cancel := c.replicaCtx()
+		_, err = c.call(rctx, node, req)
+		cancel()
+		if err == nil {
+			return reply{node: node}
+		}
+	} else {
+		err = errors.New("down according to membership")
+	}
+	for {
+		f, ok := fb.take()
+		if !ok {
+			return reply{node: node, err: err}
+		}
+		hinted := req
+		hinted.HintFor = node
+		rctx, cancel := c.replicaCtx()
+		_, ferr := c.call(rctx, f, hinted)
+		cancel()
+		if ferr == nil {
+			return reply{node: f, fallback: true}
+		}
+		err = fmt.Errorf("%v; fallback %s: %v", err, f, ferr)
+	}
+}
+
+// HandleRequest serves the replica side of the coordinator's protocol.
+func (c *Coordinator) HandleRequest(ctx context.Context, req wire.Request) (wire.Response, error) {
+	switch req.Op {
+	case wire.OpPing:
+		return wire.Response{}, nil
+	case wire.OpRead:
+		obj, found, err := c.st.Get(req.Partition, req.Key)
+		if err != nil {
+			return wire.Response{}, err
+		}
+		if !found {
+			return wire.Response{}, nil
+		}
+		return wire.Response{Found: true, Object: &obj}, nil
+	case wire.OpWrite:
+		if req.Object == nil {
+			return wire.Response{}, errors.New("write without an object")
+		}
+		if req.HintFor != "" && req.HintFor != c.cfg.ID {
+			if _, err := c.st.AddHint(store.Hint{Target: req.HintFor, Partition: req.Partition, Key: req.Key, Object: *req.Object}, c.cfg.Now()); err != nil {
+				return wire.Response{}, err
+			}
+			c.Stats.HintsStored.Add(1)
+			return wire.Response{}, nil
+		}
+		_, _, err := c.st.Merge(req.Partition, req.Key, *req.Object)
+		return wire.Response{}, err
+	case wire.OpStrongWrite:
+		if req.Strong == nil {
+			return wire.Response{}, errors.New("strong write without a body")
+		}
+		_, err := c.st.Update(req.Partition, req.Key, func(cur vclock.Object, _ bool) (vclock.Object, bool, error) {
+			next := cur.ApplyStrong(*req.Strong)
+			return next, !next.Equal(cur), nil
+		})
+		return wire.Response{}, err
+	case wire.OpCoordinate:
+		return c.handleCoordinate(ctx, req)
+	}
+	return wire.Response{}, fmt.Errorf("replication: op %d is not served here", req.Op)
+}
+
+func (c *Coordinator) handleCoordinate(ctx context.Context, req wire.Request) (wire.Response, error) {
+	op := req.Client
+	if op == nil {
+		return wire.Response{}, errors.New("coordinate without a client op")
+	}
+	if op.TimeoutMs > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(op.TimeoutMs)*time.Millisecond)
+		defer cancel()
+	}
+	pl := c.place(req.Key)
+	pl.partition = req.Partition
+	res, err := c.coordinateWrite(ctx, req.Key, pl, op.Value, op.Delete, op.Context, op.W)
+	cr := &wire.ClientResult{Object: res.Object, Replicas: res.Receipt.Replicas, Acks: res.Receipt.Acks, Fallbacks: res.Receipt.Fallbacks}
+	if err != nil {
+		cr.Message = err.Error()
+		var qe *QuorumError
+		switch {
+		case errors.As(err, &qe):
+			cr.Code, cr.Needed = wire.CodeUnavailable, qe.Needed
+			if qe.Timeout {
+				cr.Code = wire.CodeTimeout
+			}
+		case errors.Is(err, ErrTooManySiblings):
+			cr.Code = wire.CodeConflict
+		case errors.Is(err, ErrBadRequest):
+			cr.Code = wire.CodeBadRequest
+		default:
+			cr.Code = wire.CodeInternal
+		}
+	}
+	return wire.Response{Client: cr}, nil
+}

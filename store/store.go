@@ -1,0 +1,449 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/quorumkv/quorumkv/vclock"
+)
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("store: closed")
+
+const (
+	prefixObject = 'o'
+	prefixHint   = 'h'
+	prefixMeta   = 'm'
+	lockStripes  = 1024
+	maxPartition = 1<<16 - 1
+)
+
+// Config configures a Store. The defaults favour a small memory footprint:
+// quorumkv's values are small and a node should stay well under 256 MiB with
+// a million keys.
+type Config struct {
+	// Dir is the badger directory. Required unless InMemory.
+	Dir string
+	// InMemory keeps everything in memory (tests only; nothing survives Close).
+	InMemory bool
+	// Sync makes every commit wait for fsync. Concurrent commits share one
+	// fsync. Without it a commit is in the OS page cache when it returns: it
+	// survives a crash of the process (kill -9) but not of the machine.
+	Sync bool
+	// MemTableSize is the size of each badger memtable. Default 16 MiB
+	// (badger's own default is 64 MiB); smaller means less memory and more,
+	// smaller level-0 tables.
+	MemTableSize int64
+	// NumMemtables is how many memtables may be in memory at once. Default 3.
+	NumMemtables int
+	// BlockCacheSize caches decompressed table blocks. Default 16 MiB.
+	BlockCacheSize int64
+	// IndexCacheSize caches table indexes and bloom filters. Default 8 MiB;
+	// 0 in badger means "keep every index in memory", which grows with data.
+	IndexCacheSize int64
+	// ValueThreshold: values larger than this go to the value log instead of
+	// the LSM tree. Default 1 KiB, so the common small object stays inline
+	// and reads need one lookup.
+	ValueThreshold int64
+	// ValueLogFileSize is the size of each value-log file. Default 64 MiB.
+	ValueLogFileSize int64
+	// NumCompactors is the number of compaction goroutines. Default 2.
+	NumCompactors int
+	// Logger receives badger's warnings and errors. Nil discards them.
+	Logger *slog.Logger
+	// OnChange, when set, is called after every committed change of an
+	// object with the key's old and new version hashes, while the key's
+	// lock is held (so calls for one key are ordered). Anti-entropy keeps
+	// its Merkle trees current through it. It must be fast.
+	OnChange func(partition int, key []byte, oldHash, newHash uint64, hadOld, hasNew bool)
+}
+
+// DefaultConfig returns the defaults described on Config.
+func DefaultConfig() Config {
+	return Config{
+		MemTableSize:     16 << 20,
+		NumMemtables:     3,
+		BlockCacheSize:   16 << 20,
+		IndexCacheSize:   8 << 20,
+		ValueThreshold:   1 << 10,
+		ValueLogFileSize: 64 << 20,
+		NumCompactors:    2,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" && !c.InMemory {
+		errs = append(errs, errors.New("store: a data directory is required"))
+	}
+	if c.MemTableSize < 1<<20 {
+		errs = append(errs, fmt.Errorf("store: memtable size %d is below 1 MiB", c.MemTableSize))
+	}
+	if c.NumMemtables < 1 {
+		errs = append(errs, errors.New("store: at least one memtable is required"))
+	}
+	if c.ValueLogFileSize < 1<<20 || c.ValueLogFileSize >= 2<<30 {
+		errs = append(errs, fmt.Errorf("store: value log file size %d must be in [1 MiB, 2 GiB)", c.ValueLogFileSize))
+	}
+	if c.NumCompactors < 2 {
+		errs = append(errs, errors.New("store: badger needs at least 2 compactors"))
+	}
+	if c.ValueThreshold < 1 || c.ValueThreshold > 1<<20 {
+		errs = append(errs, fmt.Errorf("store: value threshold %d must be in [1, 1 MiB]", c.ValueThreshold))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is one node's local data.
+type Store struct {
+	cfg  Config
+	db   *badger.DB
+	seed maphash.Seed
+
+	locks [lockStripes]sync.Mutex
+
+	hintSeq atomic.Uint64
+	closed  atomic.Bool
+}
+
+// Open opens (or creates) the store described by cfg.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := badger.DefaultOptions(cfg.Dir).
+		WithInMemory(cfg.InMemory).
+		WithSyncWrites(cfg.Sync).
+		WithMemTableSize(cfg.MemTableSize).
+		WithNumMemtables(cfg.NumMemtables).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(cfg.BlockCacheSize).
+		WithIndexCacheSize(cfg.IndexCacheSize).
+		WithValueThreshold(cfg.ValueThreshold).
+		WithValueLogFileSize(cfg.ValueLogFileSize).
+		WithNumCompactors(cfg.NumCompactors).
+		WithBaseTableSize(4 << 20).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false).
+		WithLogger(badgerLogger{cfg.Logger})
+	if cfg.InMemory {
+		opts = opts.WithDir("").WithValueDir("")
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", cfg.Dir, err)
+	}
+	s := &Store{cfg: cfg, db: db, seed: maphash.MakeSeed()}
+	if err := s.loadHintSeq(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close flushes and closes badger. It is idempotent.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// DB exposes the badger handle for size metrics.
+func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }
+
+func objectKey(partition int, key []byte) []byte {
+	k := make([]byte, 3+len(key))
+	k[0] = prefixObject
+	binary.BigEndian.PutUint16(k[1:3], uint16(partition))
+	copy(k[3:], key)
+	return k
+}
+
+func (s *Store) lock(key []byte) *sync.Mutex {
+	return &s.locks[maphash.Bytes(s.seed, key)%lockStripes]
+}
+
+func decodeObject(b []byte) (vclock.Object, error) {
+	var o vclock.Object
+	if err := msgpack.Unmarshal(b, &o); err != nil {
+		return o, fmt.Errorf("store: corrupt object: %w", err)
+	}
+	return o, nil
+}
+
+func checkPartition(p int) error {
+	if p < 0 || p > maxPartition {
+		return fmt.Errorf("store: partition %d out of range", p)
+	}
+	return nil
+}
+
+// Get returns the object stored for key in partition, and whether there is one.
+func (s *Store) Get(partition int, key []byte) (vclock.Object, bool, error) {
+	if s.closed.Load() {
+		return vclock.Object{}, false, ErrClosed
+	}
+	if err := checkPartition(partition); err != nil {
+		return vclock.Object{}, false, err
+	}
+	var (
+		obj   vclock.Object
+		found bool
+	)
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(objectKey(partition, key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return item.Value(func(v []byte) error {
+			obj, err = decodeObject(v)
+			return err
+		})
+	})
+	return obj, found, err
+}
+
+// Update atomically replaces the object of key with fn's result. fn sees the
+// current object (zero and found=false when absent); when it returns
+// write=false nothing is written. Update returns the object stored
+// afterwards.
+func (s *Store) Update(partition int, key []byte, fn func(cur vclock.Object, found bool) (next vclock.Object, write bool, err error)) (vclock.Object, error) {
+	if s.closed.Load() {
+		return vclock.Object{}, ErrClosed
+	}
+	if err := checkPartition(partition); err != nil {
+		return vclock.Object{}, err
+	}
+	mu := s.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, found, err := s.Get(partition, key)
+	if err != nil {
+		return cur, err
+	}
+	next, write, err := fn(cur, found)
+	if err != nil || !write {
+		return cur, err
+	}
+	b, err := msgpack.Marshal(&next)
+	if err != nil {
+		return cur, fmt.Errorf("store: encode object: %w", err)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(objectKey(partition, key), b)
+	}); err != nil {
+		return cur, fmt.Errorf("store: write: %w", err)
+	}
+	if s.cfg.OnChange != nil {
+		s.cfg.OnChange(partition, key, cur.Hash(), next.Hash(), found, true)
+	}
+	return next, nil
+}
+
+// Merge joins obj into what is stored for key and reports whether the stored
+// object changed.
+func (s *Store) Merge(partition int, key []byte, obj vclock.Object) (vclock.Object, bool, error) {
+	changed := false
+	out, err := s.Update(partition, key, func(cur vclock.Object, found bool) (vclock.Object, bool, error) {
+		if !found {
+			changed = true
+			return obj, true, nil
+		}
+		m := vclock.Merge(cur, obj)
+		changed = !m.Equal(cur)
+		return m, changed, nil
+	})
+	return out, changed, err
+}
+
+// Purge removes key when its stored object still hashes to expectHash. It is
+// how fully replicated tombstones are finally dropped: if anything wrote the
+// key since the caller looked, the purge does nothing.
+func (s *Store) Purge(partition int, key []byte, expectHash uint64) (bool, error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
+	mu := s.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, found, err := s.Get(partition, key)
+	if err != nil || !found || cur.Hash() != expectHash {
+		return false, err
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Delete(objectKey(partition, key))
+	}); err != nil {
+		return false, fmt.Errorf("store: purge: %w", err)
+	}
+	if s.cfg.OnChange != nil {
+		s.cfg.OnChange(partition, key, expectHash, 0, true, false)
+	}
+	return true, nil
+}
+
+// Scan calls fn for every key of partition in key order until fn returns
+// false or an error. The key slice is only valid during the call.
+func (s *Store) Scan(partition int, fn func(key []byte, obj vclock.Object) (bool, error)) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := checkPartition(partition); err != nil {
+		return err
+	}
+	prefix := objectKey(partition, nil)
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			var obj vclock.Object
+			if err := item.Value(func(v []byte) error {
+				var err error
+				obj, err = decodeObject(v)
+				return err
+			}); err != nil {
+				return err
+			}
+			more, err := fn(item.Key()[3:], obj)
+			if err != nil {
+				return err
+			}
+			if !more {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// ScanFrom is Scan starting at the first key >= from (a resumable scan).
+func (s *Store) ScanFrom(partition int, from []byte, fn func(key []byte, obj vclock.Object) (bool, error)) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := checkPartition(partition); err != nil {
+		return err
+	}
+	prefix := objectKey(partition, nil)
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(objectKey(partition, from)); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			var obj vclock.Object
+			if err := item.Value(func(v []byte) error {
+				var err error
+				obj, err = decodeObject(v)
+				return err
+			}); err != nil {
+				return err
+			}
+			more, err := fn(item.Key()[3:], obj)
+			if err != nil || !more {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DropPartition removes every key of partition (after its data has moved to
+// its new owners).
+func (s *Store) DropPartition(partition int) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := checkPartition(partition); err != nil {
+		return err
+	}
+	var keys [][]byte
+	if err := s.Scan(partition, func(key []byte, _ vclock.Object) (bool, error) {
+		keys = append(keys, append([]byte(nil), key...))
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		mu := s.lock(k)
+		mu.Lock()
+		cur, found, err := s.Get(partition, k)
+		if err == nil && found {
+			err = s.db.Update(func(txn *badger.Txn) error { return txn.Delete(objectKey(partition, k)) })
+			if err == nil && s.cfg.OnChange != nil {
+				s.cfg.OnChange(partition, k, cur.Hash(), 0, true, false)
+			}
+		}
+		mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("store: drop partition %d: %w", partition, err)
+		}
+	}
+	return nil
+}
+
+// GetMeta reads a metadata value.
+func (s *Store) GetMeta(name string) ([]byte, bool, error) {
+	if s.closed.Load() {
+		return nil, false, ErrClosed
+	}
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(append([]byte{prefixMeta}, name...))
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	return out, err == nil, err
+}
+
+// SetMeta writes a metadata value and syncs it to disk whatever Config.Sync
+// says: metadata guards invariants across restarts.
+func (s *Store) SetMeta(name string, value []byte) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(append([]byte{prefixMeta}, name...), value)
+	}); err != nil {
+		return err
+	}
+	if s.cfg.InMemory {
+		return nil
+	}
+	return s.db.Sync()
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	if b.l != nil {
+		b.l.Error(fmt.Sprintf(f, a...), "component", "badger")
+	}
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	if b.l != nil {
+		b.l.Warn(fmt.Sprintf(f, a...), "component", "badger")
+	}
+}
+func (b badgerLogger) Infof(string, ...any)  {}
+func (b badgerLogger) Debugf(string, ...any) {}
