@@ -1,0 +1,164 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/quorumkv/quorumkv/node"
+)
+
+func serverCmd() *cobra.Command {
+	var (
+		flags     = node.DefaultConfig()
+		cfgFile   string
+		syncMode  string
+		logLevel  string
+		logFormat string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run one quorumkv node",
+		Long: `Run one quorumkv node. Every flag can also be set in a TOML file given with
+--config, using the flag's name as the key (for example: replicas = 3,
+join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := node.DefaultConfig()
+			if cfgFile != "" {
+				if err := loadConfigFile(cfgFile, &cfg); err != nil {
+					return err
+				}
+			}
+			var problems []error
+			cmd.Flags().Visit(func(f *pflag.Flag) {
+				if err := copyFlag(f.Name, &cfg, &flags); err != nil {
+					problems = append(problems, err)
+				}
+			})
+			switch syncMode {
+			case "never":
+				cfg.Sync = false
+			case "always":
+				cfg.Sync = true
+			default:
+				problems = append(problems, fmt.Errorf("--sync %q: use never or always", syncMode))
+			}
+			logger, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				problems = append(problems, err)
+			}
+			if err := cfg.Validate(); err != nil {
+				problems = append(problems, err)
+			}
+			if err := errors.Join(problems...); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			cfg.Logger = logger
+			n, err := node.New(cfg, node.Deps{})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "quorumkv node %s serving http://%s (rpc %s, gossip %s)\n", cfg.ID, n.HTTPAddr(), n.RPCAddr(), n.GossipAddr())
+			select {
+			case <-cmd.Context().Done():
+				logger.Info("shutting down")
+			case <-n.Done():
+			}
+			return n.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgFile, "config", "", "TOML file with any of these flags (flags win)")
+	f.StringVar(&flags.ID, "id", flags.ID, "node name, unique in the cluster")
+	f.StringVar(&flags.DataDir, "data", "", "badger data directory (required)")
+	f.StringVar(&flags.HTTPAddr, "http", flags.HTTPAddr, "client HTTP API address")
+	f.StringVar(&flags.RPCAddr, "rpc", flags.RPCAddr, "node-to-node RPC address")
+	f.StringVar(&flags.GossipAddr, "gossip", flags.GossipAddr, "memberlist bind address")
+	f.StringSliceVar(&flags.Join, "join", nil, "gossip addresses of existing members (absent: start a new cluster)")
+	f.IntVar(&flags.Replicas, "replicas", flags.Replicas, "replication factor N (cluster-wide)")
+	f.IntVar(&flags.Partitions, "partitions", flags.Partitions, "ring size (cluster-wide)")
+	f.StringVar(&flags.Zone, "zone", "", "failure-domain label; replicas spread over zones")
+	f.DurationVar(&flags.AntiEntropyInterval, "anti-entropy-interval", flags.AntiEntropyInterval, "how often each partition is compared with its replicas")
+	f.StringVar(&flags.RESPAddr, "resp", "", "also serve the Redis protocol on this address")
+	f.StringVar(&flags.TLSCert, "tls-cert", "", "TLS certificate (HTTPS for clients, mutual TLS between nodes)")
+	f.StringVar(&flags.TLSKey, "tls-key", "", "TLS private key")
+	f.StringVar(&flags.TLSCA, "tls-ca", "", "CA certificate that signs node and client certificates")
+	f.StringVar(&flags.AuthTokenFile, "auth-token-file", "", "file holding the bearer token clients must send")
+	f.StringVar(&flags.GossipKey, "gossip-key", "", "base64 gossip encryption key (16, 24 or 32 bytes)")
+	f.Int64Var(&flags.MaxValueBytes, "max-value-bytes", flags.MaxValueBytes, "largest value accepted")
+	f.DurationVar(&flags.RequestTimeout, "request-timeout", flags.RequestTimeout, "deadline of every request")
+	f.DurationVar(&flags.HintWindow, "hint-window", flags.HintWindow, "how long hints are kept before anti-entropy takes over")
+	f.DurationVar(&flags.DeadTimeout, "dead-timeout", flags.DeadTimeout, "how long a dead member keeps its partitions")
+	f.StringVar(&syncMode, "sync", "never", "never: acknowledge writes once in the OS page cache (survives kill -9); always: after fsync (grouped)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+// copyFlag copies the Config field whose toml name is flag from src to dst.
+func copyFlag(flag string, dst, src *node.Config) error {
+	switch flag {
+	case "config", "sync", "log-level", "log-format":
+		return nil
+	}
+	t := reflect.TypeOf(*dst)
+	for i := 0; i < t.NumField(); i++ {
+		if t.Field(i).Tag.Get("toml") == flag {
+			reflect.ValueOf(dst).Elem().Field(i).Set(reflect.ValueOf(src).Elem().Field(i))
+			return nil
+		}
+	}
+	return fmt.Errorf("flag --%s has no configuration field", flag)
+}
+
+type fileConfig struct {
+	node.Config
+	Sync string `toml:"sync"`
+}
+
+func loadConfigFile(path string, cfg *node.Config) error {
+	fc := fileConfig{Config: *cfg}
+	md, err := toml.DecodeFile(path, &fc)
+	if err != nil {
+		return fmt.Errorf("--config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("--config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	*cfg = fc.Config
+	switch fc.Sync {
+	case "", "never":
+	case "always":
+		cfg.Sync = true
+	default:
+		return fmt.Errorf("--config %s: sync = %q: use never or always", path, fc.Sync)
+	}
+	return nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}

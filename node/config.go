@@ -1,0 +1,150 @@
+package node
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/quorumkv/quorumkv/ring"
+)
+
+// Config is everything one quorumkv daemon needs. Every field has a flag of
+// the same meaning in `quorumkv server`.
+type Config struct {
+	// ID is the node's name, unique in the cluster. Default: the host name.
+	ID string `toml:"id"`
+	// DataDir is the badger directory. Required unless InMemory.
+	DataDir string `toml:"data"`
+	// InMemory keeps data in memory (tests only).
+	InMemory bool `toml:"-"`
+	// HTTPAddr is the client API address. Default 127.0.0.1:8080.
+	HTTPAddr string `toml:"http"`
+	// RPCAddr is the node-to-node RPC address. Default 127.0.0.1:9090.
+	RPCAddr string `toml:"rpc"`
+	// GossipAddr is the memberlist bind address. Default 127.0.0.1:7946.
+	GossipAddr string `toml:"gossip"`
+	// Join lists gossip addresses of existing members; empty starts a new
+	// cluster.
+	Join []string `toml:"join"`
+	// Replicas is the replication factor N, cluster-wide. Default 3.
+	Replicas int `toml:"replicas"`
+	// Partitions is the ring size, cluster-wide. Default 1024.
+	Partitions int `toml:"partitions"`
+	// Zone labels the node's failure domain; replicas spread over zones.
+	Zone string `toml:"zone"`
+	// AntiEntropyInterval is how often each partition is compared with its
+	// replicas. Default 1m.
+	AntiEntropyInterval time.Duration `toml:"anti-entropy-interval"`
+	// RESPAddr also serves the Redis protocol there when set.
+	RESPAddr string `toml:"resp"`
+	// TLS files: a certificate and key for this node and the CA that signs
+	// every node's and client's certificate. All three or none.
+	TLSCert string `toml:"tls-cert"`
+	TLSKey  string `toml:"tls-key"`
+	TLSCA   string `toml:"tls-ca"`
+	// AuthTokenFile holds the bearer token clients must send.
+	AuthTokenFile string `toml:"auth-token-file"`
+	// GossipKey is a base64 memberlist encryption key (16, 24 or 32 bytes).
+	GossipKey string `toml:"gossip-key"`
+	// MaxValueBytes is the largest value accepted. Default 1 MiB.
+	MaxValueBytes int64 `toml:"max-value-bytes"`
+	// Sync makes every replica write wait for fsync (grouped across
+	// concurrent writes). Default false: writes survive a process crash
+	// (kill -9) but not a machine crash.
+	Sync bool `toml:"-"`
+	// RequestTimeout bounds every request. Default 2s.
+	RequestTimeout time.Duration `toml:"request-timeout"`
+	// HintWindow is how long hints are kept before anti-entropy takes over.
+	// Default 3h.
+	HintWindow time.Duration `toml:"hint-window"`
+	// DeadTimeout is how long a dead member keeps its partitions before the
+	// ring reassigns them. Default 1h.
+	DeadTimeout time.Duration `toml:"dead-timeout"`
+	// FastGossip uses short probe and suspicion intervals (tests, dev).
+	FastGossip bool `toml:"-"`
+	// Logger; nil discards.
+	Logger *slog.Logger `toml:"-"`
+}
+
+// DefaultConfig returns the defaults described on Config.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		ID:                  host,
+		HTTPAddr:            "127.0.0.1:8080",
+		RPCAddr:             "127.0.0.1:9090",
+		GossipAddr:          "127.0.0.1:7946",
+		Replicas:            3,
+		Partitions:          ring.DefaultPartitions,
+		AntiEntropyInterval: time.Minute,
+		MaxValueBytes:       1 << 20,
+		RequestTimeout:      2 * time.Second,
+		HintWindow:          3 * time.Hour,
+		DeadTimeout:         time.Hour,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.ID == "" {
+		add("--id: a node id is required")
+	}
+	if c.DataDir == "" && !c.InMemory {
+		add("--data: a data directory is required")
+	}
+	for name, addr := range map[string]string{"--http": c.HTTPAddr, "--rpc": c.RPCAddr, "--gossip": c.GossipAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add("%s %q: %v", name, addr, err)
+		}
+	}
+	if c.RESPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.RESPAddr); err != nil {
+			add("--resp %q: %v", c.RESPAddr, err)
+		}
+	}
+	if c.Replicas < 1 || c.Replicas > 16 {
+		add("--replicas %d: must be between 1 and 16", c.Replicas)
+	}
+	if c.Partitions < 1 || c.Partitions > 1<<16 {
+		add("--partitions %d: must be between 1 and 65536", c.Partitions)
+	}
+	if c.AntiEntropyInterval <= 0 {
+		add("--anti-entropy-interval %s: must be positive", c.AntiEntropyInterval)
+	}
+	if c.MaxValueBytes < 1 {
+		add("--max-value-bytes %d: must be positive", c.MaxValueBytes)
+	}
+	if c.RequestTimeout <= 0 {
+		add("--request-timeout %s: must be positive", c.RequestTimeout)
+	}
+	if c.HintWindow <= 0 {
+		add("--hint-window %s: must be positive", c.HintWindow)
+	}
+	if c.DeadTimeout <= 0 {
+		add("--dead-timeout %s: must be positive", c.DeadTimeout)
+	}
+	n := 0
+	for _, f := range []string{c.TLSCert, c.TLSKey, c.TLSCA} {
+		if f != "" {
+			n++
+		}
+	}
+	if n != 0 && n != 3 {
+		add("--tls-cert, --tls-key and --tls-ca go together: give all three or none")
+	}
+	if c.GossipKey != "" {
+		k, err := base64.StdEncoding.DecodeString(c.GossipKey)
+		if err != nil {
+			add("--gossip-key: not base64: %v", err)
+		} else if l := len(k); l != 16 && l != 24 && l != 32 {
+			add("--gossip-key: decodes to %d bytes; it must be 16, 24 or 32", l)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,386 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quorumkv/quorumkv/membership"
+	"github.com/quorumkv/quorumkv/replication"
+	"github.com/quorumkv/quorumkv/ring"
+	"github.com/quorumkv/quorumkv/server"
+	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/transport"
+	"github.com/quorumkv/quorumkv/wire"
+)
+
+// RPC is the node-to-node transport a node serves and calls through.
+type RPC interface {
+	Call(ctx context.Context, addr string, req []byte) ([]byte, error)
+	Addr() string
+	Close() error
+}
+
+// ClusterView is membership as the node needs it. The real one is gossip
+// (package membership); tests pass a static one.
+type ClusterView interface {
+	replication.Cluster
+	// Members lists every known member with its state.
+	Members() []membership.Member
+	Close() error
+}
+
+// Deps replaces the node's network collaborators in tests.
+type Deps struct {
+	// Listen, when set, is used instead of TCP to serve RPC.
+	Listen func(handler transport.Handler) (RPC, error)
+	// Cluster, when set, is used instead of gossip membership. It is called
+	// once the RPC address is known.
+	Cluster func(self membership.Meta) (ClusterView, error)
+	// HTTPListener, when set, serves the client API instead of listening on
+	// Config.HTTPAddr.
+	HTTPListener net.Listener
+}
+
+// Node is one running quorumkv daemon.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	actor string
+	inc   uint64
+
+	store *store.Store
+	rpc   RPC
+	coord *replication.Coordinator
+	view  ClusterView
+	api   *server.Server
+	http  *http.Server
+	httpL net.Listener
+
+	cancel context.CancelFunc
+	loops  sync.WaitGroup
+	ready  atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+	leaving   atomic.Bool
+	// done is closed when the node has stopped on its own (after leave).
+	done chan struct{}
+}
+
+const metaIncarnation = "incarnation"
+
+// New starts a node: it opens the store, serves RPC, joins the cluster and
+// serves the client API. Close stops it.
+func New(cfg Config, deps Deps) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n = &Node{cfg: cfg, log: log.With("node", cfg.ID), done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	scfg := store.DefaultConfig()
+	scfg.Dir, scfg.InMemory, scfg.Sync, scfg.Logger = cfg.DataDir, cfg.InMemory, cfg.Sync, n.log
+	if n.store, err = store.Open(scfg); err != nil {
+		return nil, err
+	}
+	if n.inc, err = loadIncarnation(n.store); err != nil {
+		return nil, err
+	}
+	n.actor = cfg.ID + "." + strconv.FormatUint(n.inc, 36)
+
+	handler := func(ctx context.Context, req []byte) ([]byte, error) { return n.handleRPC(ctx, req) }
+	if deps.Listen != nil {
+		n.rpc, err = deps.Listen(handler)
+	} else {
+		tcfg := transport.DefaultConfig()
+		tcfg.ListenAddr, tcfg.DefaultTimeout, tcfg.Logger = cfg.RPCAddr, cfg.RequestTimeout, n.log
+		n.rpc, err = transport.ListenTCP(tcfg, handler)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rpc: %w", err)
+	}
+
+	httpL := deps.HTTPListener
+	if httpL == nil {
+		if httpL, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("http: %w", err)
+		}
+	}
+	n.httpL = httpL
+
+	meta := membership.Meta{
+		ID: cfg.ID, RPCAddr: n.rpc.Addr(), HTTPAddr: httpL.Addr().String(), Scheme: "http", Zone: cfg.Zone,
+		Incarnation: n.inc, Replicas: cfg.Replicas, Partitions: cfg.Partitions,
+	}
+	view := &lazyView{}
+	rcfg := replication.DefaultConfig()
+	rcfg.ID, rcfg.Actor, rcfg.RequestTimeout, rcfg.Logger = cfg.ID, n.actor, cfg.RequestTimeout, n.log
+	if n.coord, err = replication.New(rcfg, n.store, view, n.rpc); err != nil {
+		return nil, err
+	}
+	if deps.Cluster != nil {
+		n.view, err = deps.Cluster(meta)
+	} else {
+		n.view, err = n.gossip(meta)
+	}
+	if err != nil {
+		return nil, err
+	}
+	view.set(n.view)
+
+	scfgAPI := server.DefaultConfig()
+	scfgAPI.MaxValueBytes, scfgAPI.Logger = cfg.MaxValueBytes, n.log
+	if cfg.AuthTokenFile != "" {
+		tok, err := os.ReadFile(cfg.AuthTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--auth-token-file: %w", err)
+		}
+		if scfgAPI.AuthToken = strings.TrimSpace(string(tok)); scfgAPI.AuthToken == "" {
+			return nil, fmt.Errorf("--auth-token-file %s is empty", cfg.AuthTokenFile)
+		}
+	}
+	if n.api, err = server.New(scfgAPI, n.coord, n); err != nil {
+		return nil, err
+	}
+	n.http = &http.Server{
+		Handler:           n.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.loop(func() {
+		if err := n.http.Serve(httpL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	})
+	hc := replication.DefaultHandoffConfig()
+	hc.Window = cfg.HintWindow
+	n.loop(func() { n.coord.RunHandoff(ctx, hc) })
+	n.ready.Store(true)
+	n.log.Info("node started", "http", httpL.Addr().String(), "rpc", n.rpc.Addr(), "actor", n.actor)
+	return n, nil
+}
+
+func (n *Node) loop(fn func()) {
+	n.loops.Add(1)
+	go func() {
+		defer n.loops.Done()
+		fn()
+	}()
+}
+
+func (n *Node) gossip(meta membership.Meta) (ClusterView, error) {
+	mc := membership.DefaultConfig()
+	if n.cfg.FastGossip {
+		mc = membership.FastConfig()
+	}
+	mc.Meta, mc.BindAddr, mc.Join, mc.Logger, mc.DeadTimeout = meta, n.cfg.GossipAddr, n.cfg.Join, n.log, n.cfg.DeadTimeout
+	if n.cfg.GossipKey != "" {
+		k, err := base64.StdEncoding.DecodeString(n.cfg.GossipKey)
+		if err != nil {
+			return nil, fmt.Errorf("--gossip-key: %w", err)
+		}
+		mc.SecretKey = k
+	}
+	m, err := membership.New(mc)
+	if err != nil {
+		return nil, err
+	}
+	return gossipView{m}, nil
+}
+
+// loadIncarnation reads the node's incarnation, choosing a new one when the
+// data directory is new (or was wiped): a node that lost its data must not
+// reuse its old actor id.
+func loadIncarnation(st *store.Store) (uint64, error) {
+	b, ok, err := st.GetMeta(metaIncarnation)
+	if err != nil {
+		return 0, err
+	}
+	if ok && len(b) == 8 {
+		return binary.BigEndian.Uint64(b), nil
+	}
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return 0, err
+	}
+	inc := uint64(binary.BigEndian.Uint32(r[:])) | 1
+	return inc, st.SetMeta(metaIncarnation, binary.BigEndian.AppendUint64(nil, inc))
+}
+
+func (n *Node) handleRPC(ctx context.Context, b []byte) ([]byte, error) {
+	req, err := wire.DecodeRequest(b)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.coord.HandleRequest(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return wire.Encode(&resp)
+}
+
+// Ready reports whether the node serves requests.
+func (n *Node) Ready() bool { return n.ready.Load() && !n.leaving.Load() }
+
+// HTTPAddr is the address the client API listens on.
+func (n *Node) HTTPAddr() string { return n.httpL.Addr().String() }
+
+// RPCAddr is the address the node-to-node RPC listens on.
+func (n *Node) RPCAddr() string { return n.rpc.Addr() }
+
+// GossipAddr is the memberlist address, when gossip is used.
+func (n *Node) GossipAddr() string {
+	if g, ok := n.view.(gossipView); ok {
+		return g.GossipAddr()
+	}
+	return ""
+}
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Actor is the node's actor id (id plus incarnation).
+func (n *Node) Actor() string { return n.actor }
+
+// Coordinator exposes the node's coordinator (tests, RESP front door).
+func (n *Node) Coordinator() *replication.Coordinator { return n.coord }
+
+// Handler is the client API handler.
+func (n *Node) Handler() http.Handler { return n.api }
+
+// Done is closed when the node stopped on its own (after leaving).
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Leave is not yet possible without ownership transfer.
+func (n *Node) Leave() error {
+	return errors.New("leave is not available on this node yet")
+}
+
+// Status describes this node and the cluster as it sees it.
+func (n *Node) Status(ctx context.Context) wire.Status {
+	r := n.view.Ring()
+	st := wire.Status{ID: n.cfg.ID, Replicas: n.cfg.Replicas, RingSize: n.cfg.Partitions, Incarnation: n.inc, Transfers: []wire.TransferStatus{}}
+	for _, m := range n.view.Members() {
+		ms := wire.MemberStatus{ID: m.ID, State: string(m.State), Partitions: r.PrimaryCount(m.ID), HTTP: m.HTTPAddr, RPC: m.RPCAddr, Gossip: m.GossipAddr, Zone: m.Zone}
+		if !m.Since.IsZero() {
+			ms.Since = m.Since.UTC().Format(time.RFC3339)
+		}
+		st.Members = append(st.Members, ms)
+	}
+	if hints, err := n.coord.PendingHints(); err == nil {
+		st.HintsByNode = hints
+		for _, c := range hints {
+			st.HintsPending += c
+		}
+	}
+	st.AntiEntropy.Interval = n.cfg.AntiEntropyInterval.String()
+	st.AntiEntropy.PartitionsHeld = len(r.PartitionsOf(n.cfg.ID))
+	return st
+}
+
+// Close stops the node: the API stops accepting and finishes in-flight
+// requests, background loops stop, the node leaves gossip, and badger is
+// flushed and closed. It is idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.ready.Store(false)
+		var errs []error
+		if n.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			errs = append(errs, n.http.Shutdown(ctx))
+			cancel()
+		} else if n.httpL != nil {
+			n.httpL.Close()
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.loops.Wait()
+		if n.view != nil {
+			errs = append(errs, n.view.Close())
+		}
+		if n.coord != nil {
+			errs = append(errs, n.coord.Close())
+		}
+		if n.rpc != nil {
+			errs = append(errs, n.rpc.Close())
+		}
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// lazyView lets the coordinator be built before membership exists (the
+// coordinator must answer RPC as soon as gossip announces the node).
+type lazyView struct {
+	v atomic.Pointer[ClusterView]
+}
+
+func (l *lazyView) set(v ClusterView) { l.v.Store(&v) }
+
+var emptyRing = func() *ring.Ring { r, _ := ring.New(nil, 1, 1); return r }()
+
+func (l *lazyView) Ring() *ring.Ring {
+	if v := l.v.Load(); v != nil {
+		return (*v).Ring()
+	}
+	return emptyRing
+}
+
+func (l *lazyView) Addr(id string) (string, bool) {
+	if v := l.v.Load(); v != nil {
+		return (*v).Addr(id)
+	}
+	return "", false
+}
+
+func (l *lazyView) Up(id string) bool {
+	if v := l.v.Load(); v != nil {
+		return (*v).Up(id)
+	}
+	return false
+}
+
+// gossipView adapts membership to what the coordinator needs.
+type gossipView struct{ *membership.Membership }
+
+func (g gossipView) Addr(id string) (string, bool) {
+	m, ok := g.Member(id)
+	if !ok {
+		return "", false
+	}
+	return m.RPCAddr, true
+}
+
+func (g gossipView) Up(id string) bool { return g.Alive(id) }
