@@ -1,0 +1,300 @@
+// Package clustertest runs several real quorumkv nodes in one test process,
+// connected by the in-memory transport, with a membership view the test
+// controls: Partition, Heal, Kill, Restart. Each node keeps real badger
+// files in a temporary directory, so a restarted node has its data back.
+//
+// Membership here is static: every node is on the ring from the start
+// (as in a cluster where gossip has settled), and a node considers a peer
+// up exactly when the peer is running and on its side of the partition —
+// what gossip would conclude after its suspicion timeout.
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/client"
+	"github.com/quorumkv/quorumkv/membership"
+	"github.com/quorumkv/quorumkv/node"
+	"github.com/quorumkv/quorumkv/ring"
+	"github.com/quorumkv/quorumkv/transport"
+)
+
+// Options configures a test cluster.
+type Options struct {
+	Nodes      int
+	Replicas   int
+	Partitions int
+	Seed       int64
+	// RequestTimeout of every node. Default 500ms, so tests of failures
+	// are quick.
+	RequestTimeout time.Duration
+	// Configure, when set, adjusts each node's config before it starts.
+	Configure func(i int, cfg *node.Config)
+}
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	t    testing.TB
+	opts Options
+	dir  string
+	Net  *transport.Network
+
+	ids  []string
+	ring *ring.Ring
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	nodes   []*node.Node
+	running []bool
+	group   map[string]int
+}
+
+// New starts a cluster and registers its Close with t.Cleanup.
+func New(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 3
+	}
+	if opts.Partitions == 0 {
+		opts.Partitions = 64
+	}
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 500 * time.Millisecond
+	}
+	c := &Cluster{t: t, opts: opts, dir: t.TempDir(), Net: transport.NewNetwork(opts.Seed), group: map[string]int{}}
+	c.Net.SetDefaultTimeout(opts.RequestTimeout)
+	var members []ring.Member
+	for i := 0; i < opts.Nodes; i++ {
+		id := "n" + strconv.Itoa(i+1)
+		c.ids = append(c.ids, id)
+		members = append(members, ring.Member{ID: id})
+	}
+	r, err := ring.New(members, opts.Partitions, opts.Replicas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ring = r
+	c.nodes = make([]*node.Node, opts.Nodes)
+	c.running = make([]bool, opts.Nodes)
+	t.Cleanup(c.Close)
+	for i := range c.ids {
+		c.start(i)
+	}
+	return c
+}
+
+// IDs returns the node ids, n1..nN.
+func (c *Cluster) IDs() []string { return slices.Clone(c.ids) }
+
+// Ring is the cluster's ring.
+func (c *Cluster) Ring() *ring.Ring { return c.ring }
+
+func (c *Cluster) start(i int) {
+	c.t.Helper()
+	id := c.ids[i]
+	cfg := node.DefaultConfig()
+	cfg.ID = id
+	cfg.DataDir = filepath.Join(c.dir, id)
+	cfg.Replicas = c.opts.Replicas
+	cfg.Partitions = c.opts.Partitions
+	cfg.RequestTimeout = c.opts.RequestTimeout
+	if c.opts.Configure != nil {
+		c.opts.Configure(i, &cfg)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n, err := node.New(cfg, node.Deps{
+		Listen: func(h transport.Handler) (node.RPC, error) { return c.Net.Listen(id, h), nil },
+		Cluster: func(self membership.Meta) (node.ClusterView, error) {
+			return &view{c: c, self: id}, nil
+		},
+		HTTPListener: l,
+	})
+	if err != nil {
+		c.t.Fatalf("start %s: %v", id, err)
+	}
+	c.mu.Lock()
+	c.nodes[i], c.running[i] = n, true
+	c.mu.Unlock()
+}
+
+// Node returns node i (0-based).
+func (c *Cluster) Node(i int) *node.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// URL is node i's client API base URL.
+func (c *Cluster) URL(i int) string { return "http://" + c.Node(i).HTTPAddr() }
+
+// Client returns a client whose endpoints are every node, in order; use
+// At(i) to talk to node i.
+func (c *Cluster) Client() *client.Client {
+	c.t.Helper()
+	cfg := client.DefaultConfig()
+	cfg.Endpoints = nil
+	for i := range c.ids {
+		cfg.Endpoints = append(cfg.Endpoints, c.URL(i))
+	}
+	cfg.Timeout = 5 * time.Second
+	cl, err := client.New(cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}
+
+// Kill stops node i abruptly: it drops off the network at once, then its
+// process-level resources are released. Its data stays on disk.
+func (c *Cluster) Kill(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	n, ok := c.nodes[i], c.running[i]
+	c.running[i] = false
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	c.Net.Kill(c.ids[i])
+	if err := n.Close(); err != nil {
+		c.t.Logf("close %s: %v", c.ids[i], err)
+	}
+}
+
+// Restart starts a killed node again on its old data.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	running := c.running[i]
+	c.mu.Unlock()
+	if running {
+		c.t.Fatalf("restart %s: still running", c.ids[i])
+	}
+	c.start(i)
+}
+
+// Partition splits the nodes into groups (by index) that cannot reach each
+// other. Nodes not listed form one more group together.
+func (c *Cluster) Partition(groups ...[]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.group = map[string]int{}
+	var addrs [][]string
+	listed := map[int]bool{}
+	for g, members := range groups {
+		var a []string
+		for _, i := range members {
+			c.group[c.ids[i]] = g + 1
+			listed[i] = true
+			a = append(a, c.ids[i])
+		}
+		addrs = append(addrs, a)
+	}
+	var rest []string
+	for i, id := range c.ids {
+		if !listed[i] {
+			rest = append(rest, id)
+			c.group[id] = len(groups) + 1
+		}
+	}
+	if len(rest) > 0 {
+		addrs = append(addrs, rest)
+	}
+	c.Net.Partition(addrs...)
+}
+
+// Heal removes every partition.
+func (c *Cluster) Heal() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.group = map[string]int{}
+	c.Net.Heal()
+}
+
+// Close stops every node. It is idempotent.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	nodes := slices.Clone(c.nodes)
+	running := slices.Clone(c.running)
+	for i := range c.running {
+		c.running[i] = false
+	}
+	c.mu.Unlock()
+	for i, n := range nodes {
+		if running[i] && n != nil {
+			n.Close()
+		}
+	}
+}
+
+// WaitFor polls cond until it holds or the deadline passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Ctx returns a context that ends after d, cancelled at test cleanup.
+func Ctx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// view is one node's membership view.
+type view struct {
+	c    *Cluster
+	self string
+}
+
+func (v *view) Ring() *ring.Ring { return v.c.ring }
+
+func (v *view) Addr(id string) (string, bool) { return id, slices.Contains(v.c.ids, id) }
+
+func (v *view) Up(id string) bool {
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	i := slices.Index(v.c.ids, id)
+	if i < 0 || !v.c.running[i] {
+		return false
+	}
+	return v.c.group[id] == v.c.group[v.self]
+}
+
+func (v *view) Members() []membership.Member {
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	var out []membership.Member
+	for i, id := range v.c.ids {
+		st := membership.StateAlive
+		if !v.c.running[i] || v.c.group[id] != v.c.group[v.self] {
+			st = membership.StateDead
+		}
+		out = append(out, membership.Member{Meta: membership.Meta{ID: id, RPCAddr: id}, State: st})
+	}
+	return out
+}
+
+func (v *view) Close() error { return nil }
+
+// String describes the cluster for test logs.
+func (c *Cluster) String() string { return fmt.Sprintf("cluster%v", c.ids) }

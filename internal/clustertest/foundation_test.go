@@ -1,0 +1,181 @@
+package clustertest_test
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/client"
+	"github.com/quorumkv/quorumkv/internal/clustertest"
+)
+
+var (
+	quorum = client.Options{Consistency: "quorum"}
+	all    = client.Options{Consistency: "all"}
+)
+
+func TestQuorumSurvivesOneDownAndAllDoesNot(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 1})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 30*time.Second)
+
+	for i := 0; i < 20; i++ {
+		if _, err := cl.At(i%3).Put(ctx, []byte(fmt.Sprint("k", i)), []byte(fmt.Sprint("v", i)), quorum); err != nil {
+			t.Fatalf("put k%d: %v", i, err)
+		}
+	}
+	c.Kill(2)
+	for i := 0; i < 20; i++ {
+		key := []byte(fmt.Sprint("k", i))
+		res, err := cl.At(i%2).Get(ctx, key, quorum)
+		if err != nil {
+			t.Fatalf("quorum get %s with one node down: %v", key, err)
+		}
+		if !res.Found || string(res.Values[0]) != fmt.Sprint("v", i) {
+			t.Fatalf("get %s = %q, want v%d", key, res.Values, i)
+		}
+		if _, err := cl.At(i%2).Put(ctx, key, []byte("w"), client.Options{Consistency: "quorum", Context: res.Context}); err != nil {
+			t.Fatalf("quorum put %s with one node down: %v", key, err)
+		}
+	}
+	_, err := cl.At(0).Get(ctx, []byte("k1"), all)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 503 || ce.Needed != 3 || ce.Acked != 2 {
+		t.Fatalf("all read with one down: err=%v, want 503 needed=3 acked=2", err)
+	}
+	_, err = cl.At(1).Put(ctx, []byte("k1"), []byte("x"), all)
+	if !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("all write with one down: err=%v, want unavailable", err)
+	}
+}
+
+func TestTwoDownIsUnavailable(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 2})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 30*time.Second)
+	if _, err := cl.At(0).Put(ctx, []byte("a"), []byte("1"), quorum); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(1)
+	c.Kill(2)
+	for _, op := range []func() error{
+		func() error { _, err := cl.At(0).Get(ctx, []byte("a"), quorum); return err },
+		func() error { _, err := cl.At(0).Put(ctx, []byte("a"), []byte("2"), quorum); return err },
+	} {
+		err := op()
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != 503 || ce.Code != "unavailable" || ce.Needed != 2 || ce.Acked != 1 {
+			t.Fatalf("err=%v, want 503 unavailable needed=2 acked=1", err)
+		}
+	}
+	res, err := cl.At(0).Get(ctx, []byte("a"), client.Options{Consistency: "one"})
+	if err != nil || string(res.Values[0]) != "1" {
+		t.Fatalf("one read with two down: %v %q", err, res.Values)
+	}
+}
+
+func TestSiblingsAndResolution(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 3})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 30*time.Second)
+	key := []byte("cart")
+	if _, err := cl.At(0).Put(ctx, key, []byte("apple"), quorum); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.At(1).Put(ctx, key, []byte("pear"), quorum); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.At(2).Get(ctx, key, quorum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{}
+	for _, v := range res.Values {
+		got = append(got, string(v))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"apple", "pear"}) {
+		t.Fatalf("siblings = %q, want apple and pear", got)
+	}
+	if _, err := cl.At(2).Put(ctx, key, []byte("apple+pear"), client.Options{Context: res.Context}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		res, err := cl.At(i).Get(ctx, key, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Values) != 1 || string(res.Values[0]) != "apple+pear" {
+			t.Fatalf("node %d after resolution: %q", i, res.Values)
+		}
+	}
+	// A write carrying an old context stays concurrent with what it did not see.
+	if _, err := cl.At(0).Put(ctx, key, []byte("stale"), client.Options{Context: res.Context}); err != nil {
+		t.Fatal(err)
+	}
+	res2, err := cl.At(1).Get(ctx, key, all)
+	if err != nil || len(res2.Values) != 1 || string(res2.Values[0]) != "stale" {
+		t.Fatalf("write with the read's context should supersede: %v %q", err, res2.Values)
+	}
+}
+
+func TestRestartKeepsData(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 4})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 30*time.Second)
+	for i := 0; i < 50; i++ {
+		if _, err := cl.At(i%3).Put(ctx, []byte(fmt.Sprint("k", i)), []byte(fmt.Sprint("v", i)), all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Kill(0)
+	c.Kill(1)
+	c.Kill(2)
+	c.Restart(0)
+	c.Restart(1)
+	c.Restart(2)
+	cl = c.Client()
+	for i := 0; i < 50; i++ {
+		res, err := cl.At(2).Get(ctx, []byte(fmt.Sprint("k", i)), client.Options{Consistency: "one"})
+		if err != nil || !res.Found || string(res.Values[0]) != fmt.Sprint("v", i) {
+			t.Fatalf("after restart k%d: %v %q", i, err, res.Values)
+		}
+	}
+}
+
+func TestDeleteHidesAndKeepsContext(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 5})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 30*time.Second)
+	key := []byte("gone")
+	w, err := cl.At(0).Put(ctx, key, []byte("x"), quorum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.At(1).Delete(ctx, key, client.Options{Context: w.Context}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.At(2).Get(ctx, key, quorum)
+	if err != nil || res.Found || res.Context == "" {
+		t.Fatalf("after delete: err=%v found=%v context=%q", err, res.Found, res.Context)
+	}
+}
+
+func TestNoGoroutineLeftAfterClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	c := clustertest.New(t, clustertest.Options{Seed: 6})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 30*time.Second)
+	for i := 0; i < 20; i++ {
+		cl.At(i%3).Put(ctx, []byte(fmt.Sprint("k", i)), []byte("v"), quorum)
+		cl.At(i%3).Get(ctx, []byte(fmt.Sprint("k", i)), quorum)
+	}
+	cl.Close()
+	c.Close()
+	clustertest.WaitFor(t, 10*time.Second, "goroutines to drain", func() bool {
+		return runtime.NumGoroutine() <= before+2
+	})
+}
