@@ -37,12 +37,16 @@ type balancer struct {
 	k, parts int
 	cost     []uint64 // cost[p*k+i]
 	in       []bool   // in[p*k+i]: item i holds a slot of partition p
+	held     []bool   // held[i*parts+p] == in[p*k+i], laid out for scanning an item's row
 	load     []int
 	lo, hi   []int
 
 	w   []int64 // w[a*k+b]: cheapest hand-over from a to b, or noEdge
 	via []int32 // via[a*k+b]: the partition of that hand-over
 	pot []int64 // potentials: keep reduced edge costs non-negative
+	// graph is set once w and via are built; the cheapest assignment is
+	// often balanced already and never needs them.
+	graph bool
 
 	dist    []int64
 	prev    []int32
@@ -54,11 +58,20 @@ type balancer struct {
 // fractional assignment within the bounds to exist (then an integral one
 // exists, and the balancer finds it).
 func assign(k, parts int, cost []uint64, demand []int, lo, hi []int) ([]bool, error) {
-	b := &balancer{
+	b := newBalancer(k, parts, cost, lo, hi)
+	if err := b.run(demand); err != nil {
+		return nil, err
+	}
+	return b.in, nil
+}
+
+func newBalancer(k, parts int, cost []uint64, lo, hi []int) *balancer {
+	return &balancer{
 		k:       k,
 		parts:   parts,
 		cost:    cost,
 		in:      make([]bool, parts*k),
+		held:    make([]bool, parts*k),
 		load:    make([]int, k),
 		lo:      lo,
 		hi:      hi,
@@ -70,36 +83,33 @@ func assign(k, parts int, cost []uint64, demand []int, lo, hi []int) ([]bool, er
 		done:    make([]bool, k),
 		touched: make([]bool, k),
 	}
+}
+
+func (b *balancer) run(demand []int) error {
 	b.cheapest(demand)
 	if b.balanced() {
-		return b.in, nil
+		return nil
 	}
+	k := b.k
 	for a := 0; a < k; a++ {
 		b.row(a)
 	}
+	b.graph = true
 	// First drain every item above its ceiling, then fill every item below
 	// its floor. Neither phase undoes the other.
-	for {
-		if !b.any(func(i int) bool { return b.load[i] > b.hi[i] }) {
-			break
-		}
-		if !b.augment(
-			func(i int) bool { return b.load[i] > b.hi[i] },
-			func(i int) bool { return b.load[i] < b.hi[i] }) {
-			return nil, errNoPath
+	above := func(i int) bool { return b.load[i] > b.hi[i] }
+	for b.any(above) {
+		if !b.augment(above, func(i int) bool { return b.load[i] < b.hi[i] }) {
+			return errNoPath
 		}
 	}
-	for {
-		if !b.any(func(i int) bool { return b.load[i] < b.lo[i] }) {
-			break
-		}
-		if !b.augment(
-			func(i int) bool { return b.load[i] > b.lo[i] },
-			func(i int) bool { return b.load[i] < b.lo[i] }) {
-			return nil, errNoPath
+	below := func(i int) bool { return b.load[i] < b.lo[i] }
+	for b.any(below) {
+		if !b.augment(func(i int) bool { return b.load[i] > b.lo[i] }, below) {
+			return errNoPath
 		}
 	}
-	return b.in, nil
+	return nil
 }
 
 // cheapest gives every partition its demand[p] cheapest items, ties to the
@@ -112,7 +122,7 @@ func (b *balancer) cheapest(demand []int) {
 		base := p * k
 		if d >= k {
 			for i := 0; i < k; i++ {
-				b.in[base+i] = true
+				b.set(p, i, true)
 				b.load[i]++
 			}
 			continue
@@ -137,7 +147,7 @@ func (b *balancer) cheapest(demand []int) {
 			sel[j] = i
 		}
 		for _, i := range sel {
-			b.in[base+i] = true
+			b.set(p, i, true)
 			b.load[i]++
 		}
 	}
@@ -165,11 +175,11 @@ func (b *balancer) row(a int) {
 		w[j] = noEdge
 		via[j] = -1
 	}
-	for p := 0; p < b.parts; p++ {
-		base := p * k
-		if !b.in[base+a] {
+	for p, h := range b.held[a*b.parts : (a+1)*b.parts] {
+		if !h {
 			continue
 		}
+		base := p * k
 		ca := int64(b.cost[base+a])
 		in := b.in[base : base+k]
 		cost := b.cost[base : base+k]
@@ -208,25 +218,27 @@ func (b *balancer) augment(src, dst func(int) bool) bool {
 		}
 	}
 	// Dense Dijkstra on reduced costs; ties go to the lower index.
+	dist, done, pot, prev := b.dist[:k], b.done[:k], b.pot[:k], b.prev[:k]
 	for {
-		v := -1
-		for i := 0; i < k; i++ {
-			if !b.done[i] && b.dist[i] != noEdge && (v < 0 || b.dist[i] < b.dist[v]) {
-				v = i
+		v, dv := -1, int64(noEdge)
+		for i, d := range dist {
+			if d < dv && !done[i] {
+				v, dv = i, d
 			}
 		}
 		if v < 0 {
 			break
 		}
-		b.done[v] = true
+		done[v] = true
+		base := dv + pot[v]
 		row := b.w[v*k : v*k+k]
 		for u, wu := range row {
-			if wu == noEdge || b.done[u] {
+			if wu == noEdge || done[u] {
 				continue
 			}
-			if nd := b.dist[v] + wu + b.pot[v] - b.pot[u]; nd < b.dist[u] {
-				b.dist[u] = nd
-				b.prev[u] = int32(v)
+			if nd := base + wu - pot[u]; nd < dist[u] {
+				dist[u] = nd
+				prev[u] = int32(v)
 			}
 		}
 	}
@@ -260,27 +272,46 @@ func (b *balancer) augment(src, dst func(int) bool) bool {
 	for i := range b.pot {
 		b.pot[i] -= low // only differences matter; keep them small
 	}
-	// Apply the chain. A simple path never hands the same partition to an
-	// item that already holds it: see the package tests.
+	// Apply the chain. A simple path never hands a partition to an item
+	// that already holds it: a hands p over only if it holds p, and v
+	// receives p only if it does not, so the same p can appear twice only
+	// between four distinct items.
 	for i := range b.touched {
 		b.touched[i] = false
 	}
+	type handover struct{ from, to, p int }
+	var chain []handover
 	for v := t; b.prev[v] >= 0; v = int(b.prev[v]) {
 		a := int(b.prev[v])
 		p := int(b.via[a*k+v])
-		b.in[p*k+a] = false
-		b.in[p*k+v] = true
-		b.load[a]--
-		b.load[v]++
-		b.touched[a], b.touched[v] = true, true
-		for i := 0; i < k; i++ {
-			if b.in[p*k+i] {
-				b.touched[i] = true
+		chain = append(chain, handover{a, v, p})
+	}
+	for _, h := range chain {
+		b.set(h.p, h.from, false)
+		b.set(h.p, h.to, true)
+		b.load[h.from]--
+		b.load[h.to]++
+		b.touched[h.from], b.touched[h.to] = true, true
+	}
+	// Items on the chain get their rows recomputed. Another item c holding
+	// a changed partition p gains p as a way to reach the item that left it,
+	// and loses p as a way to reach the item that joined it; no other edge
+	// changes.
+	for _, h := range chain {
+		for c := 0; c < k; c++ {
+			if b.touched[c] || !b.in[h.p*k+c] {
+				continue
+			}
+			d := int64(b.cost[h.p*k+h.from]) - int64(b.cost[h.p*k+c])
+			e := c*k + h.from
+			if d < b.w[e] || d == b.w[e] && int32(h.p) < b.via[e] {
+				b.w[e], b.via[e] = d, int32(h.p)
+			}
+			if b.via[c*k+h.to] == int32(h.p) {
+				b.pair(c, h.to)
 			}
 		}
 	}
-	// Only rows of items on the path or sharing a changed partition can
-	// change.
 	for i, t := range b.touched {
 		if t {
 			b.row(i)
@@ -289,11 +320,32 @@ func (b *balancer) augment(src, dst func(int) bool) bool {
 	return true
 }
 
+func (b *balancer) set(p, i int, v bool) {
+	b.in[p*b.k+i] = v
+	b.held[i*b.parts+p] = v
+}
+
+// pair recomputes the cheapest hand-over from a to j.
+func (b *balancer) pair(a, j int) {
+	k := b.k
+	best, via := int64(noEdge), int32(-1)
+	for p, h := range b.held[a*b.parts : (a+1)*b.parts] {
+		if !h || b.in[p*k+j] {
+			continue
+		}
+		if d := int64(b.cost[p*k+j]) - int64(b.cost[p*k+a]); d < best {
+			best, via = d, int32(p)
+		}
+	}
+	b.w[a*k+j], b.via[a*k+j] = best, via
+}
+
 // shareBounds splits total slots over groups in proportion to weight, each
 // group's share clamped to [minv, maxv] (water-filling), and returns integer
 // bounds lo <= share <= hi with lo and hi at most about one slot apart. It
-// requires sum(minv) <= total <= sum(maxv) and positive weights. Integer
-// arithmetic only, so every node computes the same bounds.
+// requires sum(minv) <= total <= sum(maxv), positive weights, and
+// sum(weight) < 2^20 (weights are member counts). Integer arithmetic only,
+// so every node computes the same bounds.
 func shareBounds(total int, weight, minv, maxv []int) (lo, hi []int) {
 	const shift = 20 // fixed-point fraction bits
 	n := len(weight)
@@ -327,13 +379,15 @@ func shareBounds(total int, weight, minv, maxv []int) (lo, hi []int) {
 			lowA = mid + 1
 		}
 	}
+	// Shares at lowA sum to total plus less than sum(weight) units of
+	// 2^-shift, which is under one slot, so their floors sum to at most
+	// total and their ceilings to at least total.
 	lo, hi = make([]int, n), make([]int, n)
 	const unit = int64(1) << shift
 	for j := 0; j < n; j++ {
-		below := share(max(lowA-1, 0), j)
-		above := share(lowA, j)
-		lo[j] = int(below / unit)
-		hi[j] = int((above + unit - 1) / unit)
+		s := share(lowA, j)
+		lo[j] = int(s / unit)
+		hi[j] = int((s + unit - 1) / unit)
 	}
 	return lo, hi
 }
