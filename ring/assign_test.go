@@ -23,7 +23,6 @@ func randomProblem(rng *rand.Rand, k, parts, d int) (*balancer, []int) {
 	return newBalancer(k, parts, costs, lo, hi), demand
 }
 
-
 // certify checks that b's assignment is the cheapest one with its loads. The
 // certificate: with b's potentials, no hand-over of a partition from a holder
 // to a non-holder has negative reduced cost (so there is no cheaper

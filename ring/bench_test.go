@@ -41,3 +41,22 @@ func BenchmarkPartitionOf(b *testing.B) {
 		_ = r.PartitionOf(key)
 	}
 }
+
+// BenchmarkPreferenceList measures the full preference list, which the
+// coordinator asks for on every request.
+func BenchmarkPreferenceList(b *testing.B) {
+	for _, n := range []int{5, 16, 100} {
+		r, err := New(benchMembers(n), DefaultPartitions, 3)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			p := 0
+			for b.Loop() {
+				_ = r.PreferenceList(p)
+				p = (p + 1) % DefaultPartitions
+			}
+		})
+	}
+}

@@ -26,8 +26,12 @@ const DefaultPartitions = 1024
 // Limits on New's arguments. They keep the arithmetic far from overflow; real
 // clusters are nowhere near them.
 const (
+	// MaxPartitions is the largest ring New builds.
 	MaxPartitions = 1 << 20
-	MaxReplicas   = 1 << 10
+	// MaxReplicas is the largest replication factor New accepts.
+	MaxReplicas = 1 << 10
+	// MaxMembers is the largest member set New accepts.
+	MaxMembers = 1 << 16
 )
 
 // Errors from New and Diff. Match them with errors.Is.
@@ -51,12 +55,12 @@ type Ring struct {
 	width      int // replicas per partition: min(N, len(members))
 	members    []Member
 	index      map[string]int // ID -> position in members
-	memberHash []uint64       // idHash of each member
 
-	// primaries[p*width : (p+1)*width] are partition p's replicas in
-	// preference order.
-	primaries []string
-	owned     [][]int // owned[i]: partitions where member i is a replica, ascending
+	// prefs[p*n : (p+1)*n] is partition p's preference list (n members):
+	// its width primaries, then the fallbacks. Built once so that the
+	// request path neither sorts nor allocates.
+	prefs []string
+	owned [][]int // owned[i]: partitions where member i is a replica, ascending
 }
 
 // New builds the ring for members with the given number of partitions
@@ -73,6 +77,9 @@ func New(members []Member, partitions, replicas int) (*Ring, error) {
 	}
 	if replicas < 1 || replicas > MaxReplicas {
 		return nil, fmt.Errorf("%w: replicas must be between 1 and %d, got %d", ErrInvalid, MaxReplicas, replicas)
+	}
+	if len(members) > MaxMembers {
+		return nil, fmt.Errorf("%w: at most %d members, got %d", ErrInvalid, MaxMembers, len(members))
 	}
 	ms := slices.Clone(members)
 	slices.SortFunc(ms, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
@@ -92,7 +99,6 @@ func New(members []Member, partitions, replicas int) (*Ring, error) {
 		width:      min(replicas, n),
 		members:    ms,
 		index:      make(map[string]int, n),
-		memberHash: make([]uint64, n),
 		owned:      make([][]int, n),
 	}
 	if n == 0 {
@@ -102,9 +108,10 @@ func New(members []Member, partitions, replicas int) (*Ring, error) {
 	zoneIndex := map[string]int{}
 	zones := make([]int, n)
 	zoneNames := []string{}
+	hashes := make([]uint64, n)
 	for i, m := range ms {
 		r.index[m.ID] = i
-		r.memberHash[i] = idHash(m.ID)
+		hashes[i] = idHash(m.ID)
 		if _, ok := zoneIndex[m.Zone]; !ok {
 			zoneNames = append(zoneNames, m.Zone)
 			zoneIndex[m.Zone] = 0
@@ -124,7 +131,7 @@ func New(members []Member, partitions, replicas int) (*Ring, error) {
 	for p := 0; p < partitions; p++ {
 		salt := partitionSalt(p)
 		row := costs[p*n : p*n+n]
-		for i, h := range r.memberHash {
+		for i, h := range hashes {
 			row[i] = cost(score(h, salt))
 		}
 	}
@@ -134,23 +141,29 @@ func New(members []Member, partitions, replicas int) (*Ring, error) {
 	}
 
 	// Preference order within a partition: cheapest (highest score) first,
-	// ties by ID. It is the plain rendezvous order, independent of the
-	// balancing, so the first replica is spread like rendezvous hashing.
+	// ties by ID; primaries first, then fallbacks. It is the plain
+	// rendezvous order, independent of the balancing, so first replicas and
+	// first fallbacks spread like rendezvous hashing. Sorting cost<<16|index
+	// as one integer sorts by cost, then index (costs stay below 2^39).
 	w := r.width
-	r.primaries = make([]string, partitions*w)
-	chosen := make([]int, 0, w)
+	r.prefs = make([]string, partitions*n)
+	order := make([]uint64, n)
 	for p := 0; p < partitions; p++ {
-		row := costs[p*n : p*n+n]
-		chosen = chosen[:0]
-		for i := 0; i < n; i++ {
-			if in[p*n+i] {
-				chosen = append(chosen, i)
-			}
+		for i, c := range costs[p*n : p*n+n] {
+			order[i] = c<<16 | uint64(i)
 		}
-		slices.SortStableFunc(chosen, func(a, b int) int { return cmp.Compare(row[a], row[b]) })
-		for j, i := range chosen {
-			r.primaries[p*w+j] = ms[i].ID
-			r.owned[i] = append(r.owned[i], p)
+		slices.Sort(order)
+		prim, fall := p*n, p*n+w
+		for _, o := range order {
+			i := int(o & 0xffff)
+			if in[p*n+i] {
+				r.prefs[prim] = ms[i].ID
+				prim++
+				r.owned[i] = append(r.owned[i], p)
+			} else {
+				r.prefs[fall] = ms[i].ID
+				fall++
+			}
 		}
 	}
 	return r, nil
@@ -193,40 +206,24 @@ func (r *Ring) Primaries(p int) []string {
 		return nil
 	}
 	r.checkPartition(p)
-	return r.primaries[p*r.width : (p+1)*r.width : (p+1)*r.width]
+	n := len(r.members)
+	return r.prefs[p*n : p*n+r.width : p*n+r.width]
 }
 
 // PreferenceList returns the primaries of partition p followed by every other
 // member as a fallback, fallbacks ordered by their rendezvous score for p.
 // The order differs from partition to partition, so when a node fails its
 // partitions' writes spread over many fallbacks instead of piling onto one.
-// The slice is freshly allocated; the caller may keep and modify it.
+//
+// Like Primaries, the slice is the ring's own and must not be modified; its
+// capacity is clipped, so appending to it copies.
 func (r *Ring) PreferenceList(p int) []string {
 	if r.width == 0 {
 		return nil
 	}
-	prim := r.Primaries(p)
-	list := make([]string, len(prim), len(r.members))
-	copy(list, prim)
-	if len(prim) == len(r.members) {
-		return list
-	}
-	type fallback struct {
-		i    int
-		cost uint64
-	}
-	salt := partitionSalt(p)
-	rest := make([]fallback, 0, len(r.members)-len(prim))
-	for i, m := range r.members {
-		if !slices.Contains(prim, m.ID) {
-			rest = append(rest, fallback{i, cost(score(r.memberHash[i], salt))})
-		}
-	}
-	slices.SortStableFunc(rest, func(a, b fallback) int { return cmp.Compare(a.cost, b.cost) })
-	for _, f := range rest {
-		list = append(list, r.members[f.i].ID)
-	}
-	return list
+	r.checkPartition(p)
+	n := len(r.members)
+	return r.prefs[p*n : p*n+n : p*n+n]
 }
 
 // IsPrimary reports whether id is one of partition p's primaries.
@@ -264,7 +261,7 @@ func (r *Ring) Equal(o *Ring) bool {
 	return r.partitions == o.partitions &&
 		r.replicas == o.replicas &&
 		slices.Equal(r.members, o.members) &&
-		slices.Equal(r.primaries, o.primaries)
+		slices.Equal(r.prefs, o.prefs)
 }
 
 func (r *Ring) checkPartition(p int) {

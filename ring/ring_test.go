@@ -39,6 +39,7 @@ func TestNewRejects(t *testing.T) {
 		{"zero replicas", ids("a"), 16, 0, ErrInvalid},
 		{"negative replicas", ids("a"), 16, -1, ErrInvalid},
 		{"too many replicas", ids("a"), 16, MaxReplicas + 1, ErrInvalid},
+		{"too many members", make([]Member, MaxMembers+1), 16, 3, ErrInvalid},
 		{"empty ID", ids("a", ""), 16, 3, ErrInvalid},
 		{"duplicate ID", ids("a", "b", "a"), 16, 3, ErrDuplicateMember},
 		{"duplicate ID in other zones", []Member{{"a", "z1"}, {"a", "z2"}}, 16, 3, ErrDuplicateMember},
@@ -267,10 +268,10 @@ func TestPreferenceList(t *testing.T) {
 			t.Errorf("%s is first fallback of %d partitions", id, n)
 		}
 	}
-	list := r.PreferenceList(0)
-	list[0] = "mutated"
-	if r.Primaries(0)[0] == "mutated" {
-		t.Error("PreferenceList shares memory with Primaries")
+	next := slices.Clone(r.PreferenceList(1))
+	_ = append(r.PreferenceList(0), "intruder")
+	if !slices.Equal(r.PreferenceList(1), next) {
+		t.Error("appending to PreferenceList(0) changed PreferenceList(1)")
 	}
 }
 
