@@ -1,0 +1,72 @@
+package membership
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors of this package; match them with errors.Is.
+var (
+	// ErrIncompatible means a node and a cluster disagree on the replication
+	// factor or the ring size, so one of them refused the other. The error
+	// is an *IncompatibleError carrying both sides' settings.
+	ErrIncompatible = errors.New("membership: incompatible cluster settings")
+
+	// ErrJoin means New could not join any of the given gossip addresses.
+	ErrJoin = errors.New("membership: could not join the cluster")
+
+	// ErrMetaTooLarge means the encoded Meta does not fit memberlist's
+	// 512-byte limit on node metadata.
+	ErrMetaTooLarge = errors.New("membership: metadata too large")
+
+	// ErrClosed is returned by calls on a Membership after Close or Leave.
+	ErrClosed = errors.New("membership: closed")
+)
+
+// IncompatibleError reports a refused node: its replication factor or ring
+// size differs from this node's. It unwraps to ErrIncompatible.
+type IncompatibleError struct {
+	// Joining is true on the node that tried to join (it refused the
+	// cluster), false on a cluster member that refused the newcomer.
+	Joining bool
+	// Member is the other node's ID.
+	Member string
+	// Replicas and Partitions are the other node's settings.
+	Replicas, Partitions int
+	// LocalReplicas and LocalPartitions are this node's settings.
+	LocalReplicas, LocalPartitions int
+}
+
+func (e *IncompatibleError) Error() string {
+	if e.Joining {
+		return fmt.Sprintf("membership: refusing to join: cluster member %q has replicas=%d partitions=%d, this node has replicas=%d partitions=%d",
+			e.Member, e.Replicas, e.Partitions, e.LocalReplicas, e.LocalPartitions)
+	}
+	return fmt.Sprintf("membership: refusing node %q: it has replicas=%d partitions=%d, this cluster has replicas=%d partitions=%d",
+		e.Member, e.Replicas, e.Partitions, e.LocalReplicas, e.LocalPartitions)
+}
+
+// Unwrap returns ErrIncompatible.
+func (e *IncompatibleError) Unwrap() error { return ErrIncompatible }
+
+// ForeignNodeError reports a gossip peer whose metadata is not quorumkv's:
+// another memberlist-based program, or a quorumkv of an incompatible
+// version. It unwraps to ErrIncompatible.
+type ForeignNodeError struct {
+	// Joining is true on the node that tried to join.
+	Joining bool
+	// Member is the other node's memberlist name.
+	Member string
+	// Err is why its metadata did not decode.
+	Err error
+}
+
+func (e *ForeignNodeError) Error() string {
+	if e.Joining {
+		return fmt.Sprintf("membership: refusing to join: cluster member %q does not carry quorumkv metadata (is that a quorumkv gossip address?): %v", e.Member, e.Err)
+	}
+	return fmt.Sprintf("membership: refusing node %q: it does not carry quorumkv metadata: %v", e.Member, e.Err)
+}
+
+// Unwrap returns ErrIncompatible and the decoding error.
+func (e *ForeignNodeError) Unwrap() []error { return []error{ErrIncompatible, e.Err} }
