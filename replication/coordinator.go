@@ -115,7 +115,11 @@ type Receipt struct {
 // operation (for a read, the merge of what the replicas returned) and the
 // receipt.
 type Result struct {
-	Object  vclock.Object
+	Object vclock.Object
+	// Context is what the client should carry to its next write: for a read
+	// the merged clock, for a write the client's context plus the new
+	// version's dot (never versions the writer did not see).
+	Context vclock.VV
 	Receipt Receipt
 }
 
@@ -311,23 +315,44 @@ func objectOf(r wire.Response) vclock.Object {
 	return *r.Object
 }
 
+// failFastGrace is how long a request that can no longer reach its quorum
+// waits for replies already in flight, to report an accurate count.
+const failFastGrace = 20 * time.Millisecond
+
 // gather waits on ch until need successful replies arrived, until need can
 // no longer be reached, or until ctx ends.
 func gather(ctx context.Context, ch <-chan reply, total, need int, op string) ([]reply, map[string]error, error) {
 	var ok []reply
-	var causes map[string]error
+	causes := map[string]error{}
 	failed := 0
 	for len(ok) < need {
 		if total-failed < need {
+			// The quorum is out of reach: answer now, but first collect
+			// the replies already on their way (briefly), so the error
+			// reports how many replicas really answered.
+			grace := time.NewTimer(failFastGrace)
+			defer grace.Stop()
+			for len(ok)+failed < total {
+				select {
+				case r := <-ch:
+					if r.err != nil {
+						failed++
+						causes[r.node] = r.err
+					} else {
+						ok = append(ok, r)
+					}
+					continue
+				case <-grace.C:
+				case <-ctx.Done():
+				}
+				break
+			}
 			return ok, causes, &QuorumError{Op: op, Needed: need, Acked: len(ok), Causes: causes}
 		}
 		select {
 		case r := <-ch:
 			if r.err != nil {
 				failed++
-				if causes == nil {
-					causes = map[string]error{}
-				}
 				causes[r.node] = r.err
 				continue
 			}
@@ -378,7 +403,7 @@ func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need i
 		}
 		c.repairInBackground(key, pl, ch, total, ok, merged)
 	}
-	return Result{Object: merged, Receipt: rc}, nil
+	return Result{Object: merged, Context: merged.Clock, Receipt: rc}, nil
 }
 
 // repairInBackground waits for the replicas that had not answered yet, then
@@ -476,7 +501,7 @@ func (c *Coordinator) forwardWrite(ctx context.Context, key []byte, pl placement
 		rc = Receipt{Replicas: cr.Replicas, Acks: cr.Acks, Fallbacks: cr.Fallbacks}
 		switch cr.Code {
 		case "":
-			return Result{Object: cr.Object, Receipt: rc}, nil
+			return Result{Object: cr.Object, Context: cr.Context, Receipt: rc}, nil
 		case wire.CodeUnavailable, wire.CodeTimeout:
 			return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: cr.Needed, Acked: cr.Acks, Timeout: cr.Code == wire.CodeTimeout,
 				Causes: map[string]error{node: errors.New(cr.Message)}}, rc)
@@ -498,8 +523,10 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 	defer cancel()
 	total := len(pl.primaries)
 	rc := Receipt{Replicas: total}
+	var dot vclock.Dot
 	obj, err := c.st.Update(pl.partition, key, func(cur vclock.Object, _ bool) (vclock.Object, bool, error) {
-		next, _ := cur.Update(c.cfg.Actor, vctx, value, del)
+		var next vclock.Object
+		next, dot = cur.Update(c.cfg.Actor, vctx, value, del)
 		if n := len(next.Siblings); n > c.cfg.MaxSiblings {
 			return cur, false, fmt.Errorf("%w: key would have %d siblings, the limit is %d; read the key and write with its context to resolve them", ErrTooManySiblings, n, c.cfg.MaxSiblings)
 		} else if n >= c.cfg.WarnSiblings {
@@ -514,8 +541,9 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Causes: map[string]error{c.cfg.ID: err}}, rc)
 	}
 	rc.Acks = 1
+	newCtx := vctx.With(dot)
 	if need <= 1 && total == 1 {
-		return Result{Object: obj, Receipt: rc}, nil
+		return Result{Object: obj, Context: newCtx, Receipt: rc}, nil
 	}
 	ch := make(chan reply, total)
 	fb := &fallbackPool{c: c, pl: pl}
@@ -539,9 +567,9 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 		if errors.As(err, &qe) {
 			qe.Needed, qe.Acked = need, rc.Acks
 		}
-		return Result{Object: obj, Receipt: rc}, c.failed(err, rc)
+		return Result{Object: obj, Context: newCtx, Receipt: rc}, c.failed(err, rc)
 	}
-	return Result{Object: obj, Receipt: rc}, nil
+	return Result{Object: obj, Context: newCtx, Receipt: rc}, nil
 }
 
 // fallbackPool hands out the fallbacks of one write, each at most once.
@@ -656,7 +684,7 @@ func (c *Coordinator) handleCoordinate(ctx context.Context, req wire.Request) (w
 	pl := c.place(req.Key)
 	pl.partition = req.Partition
 	res, err := c.coordinateWrite(ctx, req.Key, pl, op.Value, op.Delete, op.Context, op.W)
-	cr := &wire.ClientResult{Object: res.Object, Replicas: res.Receipt.Replicas, Acks: res.Receipt.Acks, Fallbacks: res.Receipt.Fallbacks}
+	cr := &wire.ClientResult{Object: res.Object, Context: res.Context, Replicas: res.Receipt.Replicas, Acks: res.Receipt.Acks, Fallbacks: res.Receipt.Fallbacks}
 	if err != nil {
 		cr.Message = err.Error()
 		var qe *QuorumError

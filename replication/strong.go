@@ -90,7 +90,7 @@ func (c *Coordinator) strongRead(ctx context.Context, key []byte, pl placement) 
 		}
 		rc.ReadRepair = lacking
 	}
-	return Result{Object: merged, Receipt: rc}, nil
+	return Result{Object: merged, Context: merged.Clock, Receipt: rc}, nil
 }
 
 func (c *Coordinator) strongWrite(ctx context.Context, key []byte, pl placement, w Write) (Result, error) {
@@ -119,5 +119,6 @@ func (c *Coordinator) strongWrite(ctx context.Context, key []byte, pl placement,
 	if err := c.majorityApply(ctx, pl, req, &rc, "strong write"); err != nil {
 		return Result{Receipt: rc}, c.failed(err, rc)
 	}
-	return Result{Object: vclock.Object{}.ApplyStrong(sw).WithClock(clock), Receipt: rc}, nil
+	obj := vclock.Object{}.ApplyStrong(sw).WithClock(clock)
+	return Result{Object: obj, Context: obj.Clock, Receipt: rc}, nil
 }
