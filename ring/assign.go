@@ -26,9 +26,8 @@ const noEdge = math.MaxInt64
 // shortest path, the result is the cheapest assignment with its loads, which
 // is the same as: every partition takes its cheapest items after adding a
 // per-item offset (the potential) to each cost. Offsets are weights in
-// weighted rendezvous hashing, so the balanced ring stays a rendezvous ring,
-// and a membership change perturbs it about as little as it perturbs plain
-// rendezvous hashing.
+// weighted rendezvous hashing, so the balanced ring stays a rendezvous ring
+// and a membership change perturbs it little (doc.go has the figures).
 //
 // The flow graph is compressed to the items: the edge a→b carries the
 // cheapest single hand-over from a to b over all partitions, so a shortest
@@ -312,8 +311,8 @@ func (b *balancer) augment(src, dst func(int) bool) bool {
 			}
 		}
 	}
-	for i, t := range b.touched {
-		if t {
+	for i, hit := range b.touched {
+		if hit {
 			b.row(i)
 		}
 	}

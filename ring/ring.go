@@ -18,9 +18,9 @@ type Member struct {
 	Zone string
 }
 
-// DefaultPartitions is the ring size used unless configured otherwise: large
-// enough that a node's share is smooth with 100 nodes, small enough that a
-// Merkle tree per partition stays cheap.
+// DefaultPartitions is the ring size used unless configured otherwise: as in
+// Riak, enough partitions that each of dozens of nodes holds many of them, few
+// enough that per-partition work (a Merkle tree each) stays cheap.
 const DefaultPartitions = 1024
 
 // Limits on New's arguments. They keep the arithmetic far from overflow; real
