@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/quorumkv/quorumkv/ring"
 )
 
@@ -38,6 +40,11 @@ type Config struct {
 	// 24 or 32 bytes; nil disables it. Every member must use the same key:
 	// a node with another key (or none) cannot join.
 	SecretKey []byte
+
+	// Transport, if set, replaces memberlist's UDP+TCP transport (then
+	// BindAddr only has to be well-formed): tests use it to drop or block
+	// gossip. Nil: memberlist's network transport on BindAddr.
+	Transport memberlist.Transport
 
 	// Logger receives this package's events and memberlist's own log lines
 	// (at debug level, with the original level as "memberlist_level").
@@ -94,6 +101,13 @@ type Config struct {
 	// waiting longer.
 	ReclaimTime time.Duration
 
+	// ReconnectInterval is how often this node tries to reach one random
+	// dead member it remembers. memberlist stops talking to dead members
+	// after GossipToTheDeadTime, so without this two sides of a network
+	// partition that lasted longer would never merge again (Serf does the
+	// same). One TCP connection attempt per interval. Default 10s.
+	ReconnectInterval time.Duration
+
 	// DeadTimeout is how long a dead member keeps its partitions. Until it
 	// passes, the member stays in the ring: its writes go to fallbacks with
 	// hints and nothing is reshuffled, so restarts, deploys and network
@@ -137,6 +151,7 @@ func DefaultConfig() Config {
 		GossipToTheDeadTime:     30 * time.Second,
 		TCPTimeout:              10 * time.Second,
 		ReclaimTime:             time.Second,
+		ReconnectInterval:       10 * time.Second,
 		DeadTimeout:             time.Hour,
 		BroadcastTimeout:        5 * time.Second,
 	}
@@ -165,6 +180,7 @@ func (c Config) Fast() Config {
 	c.GossipToTheDeadTime = 2 * time.Second
 	c.TCPTimeout = 2 * time.Second
 	c.ReclaimTime = 10 * time.Millisecond
+	c.ReconnectInterval = 200 * time.Millisecond
 	c.DeadTimeout = time.Minute
 	c.BroadcastTimeout = 2 * time.Second
 	return c
@@ -190,6 +206,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.GossipToTheDeadTime, d.GossipToTheDeadTime)
 	setDefault(&c.TCPTimeout, d.TCPTimeout)
 	setDefault(&c.ReclaimTime, d.ReclaimTime)
+	setDefault(&c.ReconnectInterval, d.ReconnectInterval)
 	setDefault(&c.DeadTimeout, d.DeadTimeout)
 	setDefault(&c.BroadcastTimeout, d.BroadcastTimeout)
 	return c
@@ -245,6 +262,7 @@ func (c Config) Validate() error {
 	positive("GossipToTheDeadTime", c.GossipToTheDeadTime)
 	positive("TCPTimeout", c.TCPTimeout)
 	positive("ReclaimTime", c.ReclaimTime)
+	positive("ReconnectInterval", c.ReconnectInterval)
 	positive("DeadTimeout", c.DeadTimeout)
 	positive("BroadcastTimeout", c.BroadcastTimeout)
 	if c.ProbeTimeout > 0 && c.ProbeInterval > 0 && c.ProbeTimeout >= c.ProbeInterval {

@@ -43,7 +43,15 @@
 //
 // A node that restarts with the same ID is taken back as alive: on the same
 // address at once, on a new address once its old life has been dead for
-// Config.ReclaimTime (memberlist refuses a live ID from a second address).
+// Config.ReclaimTime (memberlist refuses a live ID from a second address,
+// so a restart on a new port before anyone noticed the crash waits for
+// failure detection).
+//
+// memberlist stops talking to a dead node after GossipToTheDeadTime, so
+// the two sides of a longer network partition would never find each other
+// again. As Serf does, every ReconnectInterval this node tries to join one
+// random dead member it remembers; once the partition heals, that
+// push/pull merges the sides.
 //
 // # When the ring changes
 //

@@ -1,10 +1,13 @@
 package membership
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -29,10 +32,10 @@ type Membership struct {
 	ring atomic.Pointer[ring.Ring]
 	view atomic.Pointer[view]
 
-	joining atomic.Bool   // true while New runs memberlist's Join
-	changes atomic.Uint64 // bumped by every table change and ring publish
-	kick    chan struct{} // wakes run; capacity 1, sends never block
-	done    chan struct{} // closed by Close to stop run
+	joining atomic.Bool        // true while New runs memberlist's Join
+	changes atomic.Uint64      // bumped by every table change and ring publish
+	kick    chan struct{}      // wakes run; capacity 1, sends never block
+	stop    context.CancelFunc // called by Close; stops run and reconnect
 	wg      sync.WaitGroup
 
 	// lifeMu orders UpdateMeta (read side) against Leave and Close (write
@@ -95,7 +98,6 @@ func New(cfg Config) (*Membership, error) {
 		cfg:       cfg,
 		log:       logger.With("node", cfg.Meta.ID),
 		kick:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
 		self:      cfg.Meta,
 		members:   make(map[string]*entry),
 		refused:   make(map[string]bool),
@@ -106,6 +108,8 @@ func New(cfg Config) (*Membership, error) {
 		return nil, fmt.Errorf("membership: building the initial ring: %w", err)
 	}
 	m.ring.Store(r)
+	ctx, stop := context.WithCancel(context.Background())
+	m.stop = stop
 	m.mu.Lock()
 	m.members[cfg.Meta.ID] = &entry{Member: Member{Meta: cfg.Meta, State: StateAlive, Since: time.Now()}}
 	m.tableChanged()
@@ -113,12 +117,14 @@ func New(cfg Config) (*Membership, error) {
 
 	ml, err := memberlist.Create(m.memberlistConfig())
 	if err != nil {
+		m.stop()
 		return nil, fmt.Errorf("membership: starting gossip on %s: %w", cfg.BindAddr, err)
 	}
 	m.ml = ml
 	m.gossipAddr = ml.LocalNode().Address()
-	m.wg.Add(1)
-	go m.run()
+	m.wg.Add(2)
+	go m.run(ctx)
+	go m.reconnect(ctx)
 
 	if len(cfg.Join) > 0 {
 		m.joining.Store(true)
@@ -179,6 +185,9 @@ func (m *Membership) memberlistConfig() *memberlist.Config {
 	mc.GossipToTheDeadTime = c.GossipToTheDeadTime
 	mc.TCPTimeout = c.TCPTimeout
 	mc.DeadNodeReclaimTime = c.ReclaimTime
+	if c.Transport != nil {
+		mc.Transport = c.Transport
+	}
 	if len(c.SecretKey) > 0 {
 		mc.SecretKey = c.SecretKey
 		mc.GossipVerifyIncoming = true
@@ -337,27 +346,24 @@ func (m *Membership) shutdownLocked() error {
 	return nil
 }
 
-// stopRun stops the run goroutine and waits for it; safe to call twice.
+// stopRun stops the run and reconnect goroutines and waits for them; safe
+// to call twice.
 func (m *Membership) stopRun() {
-	select {
-	case <-m.done:
-	default:
-		close(m.done)
-	}
+	m.stop()
 	m.wg.Wait()
 }
 
 // run owns the time-driven work — taking dead members out of the ring after
 // DeadTimeout, forgetting old members — plus ring rebuilds after table
 // changes and the OnChange calls.
-func (m *Membership) run() {
+func (m *Membership) run(ctx context.Context) {
 	defer m.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var notified uint64
 	for {
 		select {
-		case <-m.done:
+		case <-ctx.Done():
 			return
 		case <-m.kick:
 		case <-timer.C:
@@ -376,6 +382,49 @@ func (m *Membership) run() {
 			wait = max(next.Sub(time.Now()), time.Millisecond)
 		}
 		timer.Reset(wait)
+	}
+}
+
+// reconnect tries, every ReconnectInterval, to join one random dead member
+// it remembers, so that the two sides of a healed partition merge again
+// even after memberlist stopped gossiping to the dead.
+func (m *Membership) reconnect(ctx context.Context) {
+	defer m.wg.Done()
+	tick := time.NewTicker(m.cfg.ReconnectInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var dead []Member
+		for _, mem := range m.view.Load().sorted {
+			if mem.State == StateDead && mem.GossipAddr != "" {
+				dead = append(dead, mem)
+			}
+		}
+		if len(dead) == 0 {
+			continue
+		}
+		target := dead[rand.IntN(len(dead))]
+		if m.cfg.Transport == nil {
+			// A cancellable probe first: memberlist's Join cannot be
+			// interrupted, and Close should not wait out a TCP timeout
+			// on a black-holed address.
+			dctx, cancel := context.WithTimeout(ctx, m.cfg.TCPTimeout)
+			conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", target.GossipAddr)
+			cancel()
+			if err != nil {
+				continue
+			}
+			_ = conn.Close()
+		}
+		if _, err := m.ml.Join([]string{target.GossipAddr}); err != nil {
+			m.log.Debug("reconnect to dead member failed", "peer", target.ID, "addr", target.GossipAddr, "err", flatten(err))
+			continue
+		}
+		m.log.Info("reconnected to a member thought dead", "peer", target.ID, "addr", target.GossipAddr)
 	}
 }
 

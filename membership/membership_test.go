@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -12,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // waitFor polls cond every 5ms until it holds or timeout passes.
@@ -285,25 +290,27 @@ func TestCloseSuspectDeadThenOutOfRing(t *testing.T) {
 		t.Errorf("survivors' rings differ")
 	}
 
-	// Each survivor saw alive, then suspect (its own probe failed), then
-	// dead, and never went back. Suspicion comes from this node's own
-	// probe, so require it on at least one survivor and only allow the
-	// orders alive→suspect→dead and alive→dead.
+	// Each survivor ends with dead, reached from suspect (its own probe
+	// failed) or directly from alive (the death was gossiped before it
+	// probed n3 itself). Suspicion is this node's own, so require it on at
+	// least one survivor. Earlier alive/suspect flips are refuted false
+	// suspicions, possible on a loaded machine.
 	suspected := 0
 	for _, m := range survivors {
 		seen := recs[m.Self().ID].seen()
-		switch {
-		case slices.Equal(seen, []State{StateAlive, StateSuspect, StateDead}):
-			suspected++
-		case slices.Equal(seen, []State{StateAlive, StateDead}):
-		default:
+		if len(seen) < 2 || seen[0] != StateAlive || seen[len(seen)-1] != StateDead ||
+			slices.ContainsFunc(seen[:len(seen)-1], func(s State) bool { return s != StateAlive && s != StateSuspect }) {
 			t.Errorf("%s saw n3 go through %v", m.Self().ID, seen)
+			continue
+		}
+		if seen[len(seen)-2] == StateSuspect {
+			suspected++
 		}
 	}
 	if suspected == 0 {
 		t.Errorf("no survivor saw n3 suspect before dead")
 	}
-	t.Logf("survivors that saw suspect: %d of 2", suspected)
+	t.Logf("survivors that saw suspect before dead: %d of 2", suspected)
 
 	// Forgotten DeadTimeout after leaving the ring.
 	waitFor(t, 10*time.Second, "n3 forgotten", func() bool {
@@ -498,6 +505,27 @@ func TestRestartSameIDNewPort(t *testing.T) {
 	}
 }
 
+func TestRestartSameIDImmediately(t *testing.T) {
+	// A crash and restart on a new port before anyone noticed: memberlist
+	// refuses the new address while the old life looks alive, then takes
+	// it once the old life is declared dead for ReclaimTime.
+	ms := cluster(t, 3, nil)
+	waitFor(t, 10*time.Second, "three nodes", func() bool { return converged(ms, "n1", "n2", "n3") })
+	if err := ms[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	n3 := start(t, testConfig(t, "n3", ms[0].GossipAddr()))
+	all := []*Membership{ms[0], ms[1], n3}
+	waitFor(t, 10*time.Second, "the new life alive everywhere", func() bool {
+		for _, m := range all {
+			if mem, _ := m.Member("n3"); mem.GossipAddr != n3.GossipAddr() {
+				return false
+			}
+		}
+		return converged(all, "n1", "n2", "n3")
+	})
+}
+
 func TestJoinerLearnsDeadMembers(t *testing.T) {
 	// memberlist forgets dead nodes after GossipToTheDeadTime; a node that
 	// joins after that must still put the dead node in its ring, or its
@@ -558,4 +586,102 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if calls.Load() != n {
 		t.Errorf("OnChange called after Close")
 	}
+}
+
+// faultyTransport is memberlist's network transport with outgoing traffic
+// to chosen addresses dropped: blocking each side from the other is a
+// network partition.
+type faultyTransport struct {
+	*memberlist.NetTransport
+	mu      sync.Mutex
+	blocked map[string]bool
+}
+
+func newFaultyTransport(t *testing.T) *faultyTransport {
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{"127.0.0.1"},
+		Logger:    log.New(io.Discard, "", 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &faultyTransport{NetTransport: nt, blocked: map[string]bool{}}
+}
+
+func (f *faultyTransport) block(addrs ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range addrs {
+		f.blocked[a] = true
+	}
+}
+
+func (f *faultyTransport) heal() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.blocked)
+}
+
+func (f *faultyTransport) isBlocked(addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.blocked[addr]
+}
+
+func (f *faultyTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if f.isBlocked(addr) {
+		return time.Now(), nil
+	}
+	return f.NetTransport.WriteTo(b, addr)
+}
+
+func (f *faultyTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	return f.WriteTo(b, a.Addr)
+}
+
+func (f *faultyTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if f.isBlocked(addr) {
+		return nil, fmt.Errorf("partitioned from %s", addr)
+	}
+	return f.NetTransport.DialTimeout(addr, timeout)
+}
+
+func (f *faultyTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return f.DialTimeout(a.Addr, timeout)
+}
+
+func TestPartitionHealsAfterMemberlistForgets(t *testing.T) {
+	// A partition longer than suspicion + GossipToTheDeadTime: memberlist
+	// alone would never reconnect the two sides.
+	trs := []*faultyTransport{newFaultyTransport(t), newFaultyTransport(t), newFaultyTransport(t)}
+	ms := cluster(t, 3, func(c *Config) {
+		i := c.Meta.ID[1] - '1'
+		c.Transport = trs[i]
+		c.GossipToTheDeadTime = 200 * time.Millisecond
+	})
+	waitFor(t, 10*time.Second, "three nodes", func() bool { return converged(ms, "n1", "n2", "n3") })
+	full := ms[0].Ring()
+
+	// n3 | n1 n2
+	trs[0].block(ms[2].GossipAddr())
+	trs[1].block(ms[2].GossipAddr())
+	trs[2].block(ms[0].GossipAddr(), ms[1].GossipAddr())
+	waitFor(t, 10*time.Second, "both sides see the other dead", func() bool {
+		return state(ms[0], "n3") == StateDead && state(ms[1], "n3") == StateDead &&
+			state(ms[2], "n1") == StateDead && state(ms[2], "n2") == StateDead
+	})
+	// memberlist drops dead nodes from its list, and stops gossiping to
+	// them, GossipToTheDeadTime after their death, at the end of a probe
+	// round; nothing observable says when, so this waits on the clock.
+	died := time.Now()
+	waitFor(t, 10*time.Second, "memberlist to forget the other side", func() bool {
+		return time.Since(died) > 200*time.Millisecond+5*100*time.Millisecond
+	})
+	if !ms[0].Ring().Equal(full) || !ms[2].Ring().Equal(full) {
+		t.Errorf("rings changed within DeadTimeout")
+	}
+	for _, tr := range trs {
+		tr.heal()
+	}
+	waitFor(t, 10*time.Second, "the cluster merges again", func() bool { return converged(ms, "n1", "n2", "n3") })
 }
