@@ -30,7 +30,8 @@ type Config struct {
 	BindAddr string
 	// AdvertiseAddr is the "ip:port" other nodes should use to reach this
 	// one, when it differs from BindAddr (NAT, 0.0.0.0 binds). Port 0 means
-	// the bound port. Empty: the bound address.
+	// the bound port, and with BindAddr port 0 the bound port is always
+	// advertised (memberlist's rule). Empty: the bound address.
 	AdvertiseAddr string
 	// Join lists gossip addresses ("host:port") of existing members. Empty
 	// starts a new cluster. New fails unless at least one of them answers

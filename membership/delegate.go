@@ -214,7 +214,16 @@ func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 	m := d.m
 	joining := m.joining.Load()
 	for _, p := range peers {
-		if p.Name == m.cfg.Meta.ID || p.State == memberlist.StateDead || p.State == memberlist.StateLeft {
+		if p.State == memberlist.StateDead || p.State == memberlist.StateLeft {
+			continue
+		}
+		if p.Name == m.cfg.Meta.ID {
+			if joining && p.Address() != m.gossipAddr {
+				// A restart on a new address before the crash was noticed
+				// resolves itself; two live processes with one ID do not.
+				m.log.Warn("the cluster sees this node's id alive at another address; it will take this node only once that one is declared dead",
+					"other_addr", p.Address())
+			}
 			continue
 		}
 		if err := m.compatible(p, joining); err != nil {

@@ -8,8 +8,9 @@ import (
 // Sentinel errors of this package; match them with errors.Is.
 var (
 	// ErrIncompatible means a node and a cluster disagree on the replication
-	// factor or the ring size, so one of them refused the other. The error
-	// is an *IncompatibleError carrying both sides' settings.
+	// factor or the ring size (an *IncompatibleError carrying both sides'
+	// settings), or the other side is not a quorumkv node at all (a
+	// *ForeignNodeError), so one of them refused the other.
 	ErrIncompatible = errors.New("membership: incompatible cluster settings")
 
 	// ErrJoin means New could not join any of the given gossip addresses.
@@ -37,6 +38,7 @@ type IncompatibleError struct {
 	LocalReplicas, LocalPartitions int
 }
 
+// Error says who refused whom and both sides' settings.
 func (e *IncompatibleError) Error() string {
 	if e.Joining {
 		return fmt.Sprintf("membership: refusing to join: cluster member %q has replicas=%d partitions=%d, this node has replicas=%d partitions=%d",
@@ -61,6 +63,7 @@ type ForeignNodeError struct {
 	Err error
 }
 
+// Error names the peer and why its metadata did not decode.
 func (e *ForeignNodeError) Error() string {
 	if e.Joining {
 		return fmt.Sprintf("membership: refusing to join: cluster member %q does not carry quorumkv metadata (is that a quorumkv gossip address?): %v", e.Member, e.Err)
