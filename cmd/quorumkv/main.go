@@ -44,6 +44,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serverCmd(), devCmd())
+	root.AddCommand(benchCmd())
 	addClientCommands(root)
 	return root
 }
