@@ -1,12 +1,12 @@
 package transport
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -57,7 +57,7 @@ func (e errFrameTooLarge) Unwrap() error { return ErrTooLarge }
 
 // readFrame reads one frame. The payload is freshly allocated: it is handed
 // to a handler or returned to a caller, who own it from then on.
-func readFrame(r *bufio.Reader, buf *[headerSize]byte, limit int) (header, []byte, error) {
+func readFrame(r io.Reader, buf *[headerSize]byte, limit int) (header, []byte, error) {
 	if _, err := io.ReadFull(r, buf[:]); err != nil {
 		return header{}, nil, err
 	}
@@ -156,6 +156,10 @@ func writeLoop(nc net.Conn, q *frameQueue, done <-chan struct{}, timeout time.Du
 			return nil
 		}
 		for {
+			// Let the goroutines that are about to send run first, so their
+			// frames join this batch: one write syscall costs more than the
+			// frames' encoding many times over.
+			runtime.Gosched()
 			out := q.take(spare)
 			if len(out) == 0 {
 				spare = out

@@ -167,6 +167,17 @@ func (n *Network) Restart(addr string, h Handler) {
 	m.life, m.stop = context.WithCancel(context.Background())
 }
 
+// Close closes every endpoint on the network (see Mem.Close), which also
+// ends every request still travelling towards one of them.
+func (n *Network) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for addr, m := range n.endpoints {
+		m.closeLocked()
+		delete(n.endpoints, addr)
+	}
+}
+
 // reachableLocked reports whether a message from → to gets through now.
 func (n *Network) reachableLocked(from, to string) bool {
 	gf, gt := n.group[from], n.group[to]

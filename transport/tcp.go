@@ -388,6 +388,12 @@ func (t *TCP) dial(p *peer, slot int) (*clientConn, error) {
 	} else {
 		nc, err = d.DialContext(dctx, "tcp", p.addr)
 	}
+	if err == nil {
+		err = t.greet(dctx, nc)
+		if err != nil {
+			nc.Close()
+		}
+	}
 	if err != nil {
 		if t.closed.Load() {
 			return nil, ErrClosed
@@ -403,12 +409,36 @@ func (t *TCP) dial(p *peer, slot int) (*clientConn, error) {
 		done:    make(chan struct{}),
 		pending: make(map[uint64]*call),
 	}
-	c.q.push(0, flagHello, 0, []byte(t.self))
 	if !t.track(c, c.readLoop, c.writeLoop) {
 		nc.Close()
 		return nil, ErrClosed
 	}
 	return c, nil
+}
+
+// greet exchanges hello frames on a fresh connection. Waiting for the
+// peer's hello means a connection that the peer refuses after the handshake
+// (TLS 1.3 servers reject a client certificate only after the client
+// believes the handshake done) counts as a failed dial, with backoff, rather
+// than as a connection lost under every call.
+func (t *TCP) greet(ctx context.Context, nc net.Conn) error {
+	if dl, ok := ctx.Deadline(); ok {
+		if err := nc.SetDeadline(dl); err != nil {
+			return err
+		}
+	}
+	if _, err := nc.Write(appendFrame(nil, 0, flagHello, 0, []byte(t.self))); err != nil {
+		return err
+	}
+	var hb [headerSize]byte
+	h, _, err := readFrame(nc, &hb, 4<<10)
+	if err != nil {
+		return err
+	}
+	if h.flags != flagHello {
+		return fmt.Errorf("peer answered hello with frame kind %d", h.flags)
+	}
+	return nc.SetDeadline(time.Time{})
 }
 
 // clientConn is one outgoing connection with its pending calls.
@@ -658,6 +688,7 @@ func (s *serverConn) readLoop() {
 				return
 			}
 			base = withCaller(s.ctx, string(payload))
+			s.q.push(0, flagHello, 0, []byte(s.t.self))
 		case flagRequest:
 			select {
 			case s.sem <- struct{}{}:
@@ -665,9 +696,9 @@ func (s *serverConn) readLoop() {
 				return
 			}
 			ctx, id, budget := base, h.id, h.budget
-			if !s.t.spawn(func() { s.handle(ctx, id, budget, payload) }) {
-				return
-			}
+			// No t.mu here: this goroutine is itself counted in t.wg, so
+			// the counter is positive and Add cannot race with Close's Wait.
+			s.t.wg.Go(func() { s.handle(ctx, id, budget, payload) })
 		default:
 			s.t.log.Warn("transport: bad frame kind", "remote", s.remote, "flags", h.flags)
 			return

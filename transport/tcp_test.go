@@ -302,8 +302,10 @@ func TestTCPBadFrames(t *testing.T) {
 		}
 		defer nc.Close()
 		var h [headerSize]byte
-		io.ReadFull(nc, h[:]) // hello header
+		io.ReadFull(nc, h[:]) // hello
 		io.CopyN(io.Discard, nc, int64(binary.BigEndian.Uint32(h[:])))
+		nc.Write(rawFrame(0, flagHello))
+		io.ReadFull(nc, h[:]) // the request
 		nc.Write(rawFrame(1<<30, flagResponse))
 		io.Copy(io.Discard, nc)
 	}()
