@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/ring"
 )
 
@@ -39,6 +40,24 @@ type Config struct {
 	// AntiEntropyInterval is how often each partition is compared with its
 	// replicas. Default 1m.
 	AntiEntropyInterval time.Duration `toml:"anti-entropy-interval"`
+	// AntiEntropyKeysPerSec bounds the objects anti-entropy moves per
+	// second (fetched plus pushed). Default 5000; 0 means unlimited.
+	AntiEntropyKeysPerSec int `toml:"anti-entropy-keys-per-sec"`
+	// AntiEntropyBytesPerSec bounds anti-entropy's network bytes per
+	// second. Default 8 MiB; 0 means unlimited.
+	AntiEntropyBytesPerSec int64 `toml:"anti-entropy-bytes-per-sec"`
+	// TombstoneGrace is how long a tombstone is kept after anti-entropy saw
+	// it on every replica. Must exceed HintWindow. Default 24h.
+	TombstoneGrace time.Duration `toml:"tombstone-grace"`
+	// DisableAntiEntropy stops this node from starting exchanges (it still
+	// answers peers). A negative control for tests; never in production.
+	DisableAntiEntropy bool `toml:"-"`
+	// DisableReadRepair turns read repair off. A negative control for
+	// tests; never in production.
+	DisableReadRepair bool `toml:"-"`
+	// AntiEntropyTune, when set, adjusts the anti-entropy config after the
+	// fields above are applied (tests and benchmarks).
+	AntiEntropyTune func(*antientropy.Config) `toml:"-"`
 	// RESPAddr also serves the Redis protocol there when set.
 	RESPAddr string `toml:"resp"`
 	// TLS files: a certificate and key for this node and the CA that signs
@@ -74,17 +93,20 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		ID:                  host,
-		HTTPAddr:            "127.0.0.1:8080",
-		RPCAddr:             "127.0.0.1:9090",
-		GossipAddr:          "127.0.0.1:7946",
-		Replicas:            3,
-		Partitions:          ring.DefaultPartitions,
-		AntiEntropyInterval: time.Minute,
-		MaxValueBytes:       1 << 20,
-		RequestTimeout:      2 * time.Second,
-		HintWindow:          3 * time.Hour,
-		DeadTimeout:         time.Hour,
+		ID:                     host,
+		HTTPAddr:               "127.0.0.1:8080",
+		RPCAddr:                "127.0.0.1:9090",
+		GossipAddr:             "127.0.0.1:7946",
+		Replicas:               3,
+		Partitions:             ring.DefaultPartitions,
+		AntiEntropyInterval:    time.Minute,
+		MaxValueBytes:          1 << 20,
+		RequestTimeout:         2 * time.Second,
+		HintWindow:             3 * time.Hour,
+		AntiEntropyKeysPerSec:  5000,
+		AntiEntropyBytesPerSec: 8 << 20,
+		TombstoneGrace:         24 * time.Hour,
+		DeadTimeout:            time.Hour,
 	}
 }
 
@@ -125,6 +147,15 @@ func (c Config) Validate() error {
 	}
 	if c.HintWindow <= 0 {
 		add("--hint-window %s: must be positive", c.HintWindow)
+	}
+	if c.AntiEntropyKeysPerSec < 0 {
+		add("--anti-entropy-keys-per-sec %d: must not be negative", c.AntiEntropyKeysPerSec)
+	}
+	if c.AntiEntropyBytesPerSec < 0 {
+		add("--anti-entropy-bytes-per-sec %d: must not be negative", c.AntiEntropyBytesPerSec)
+	}
+	if c.TombstoneGrace <= c.HintWindow {
+		add("--tombstone-grace %s: must be longer than --hint-window %s, or a hint replayed after a purge would bring a deleted value back", c.TombstoneGrace, c.HintWindow)
 	}
 	if c.DeadTimeout <= 0 {
 		add("--dead-timeout %s: must be positive", c.DeadTimeout)

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/membership"
 	"github.com/quorumkv/quorumkv/replication"
 	"github.com/quorumkv/quorumkv/ring"
@@ -66,6 +67,7 @@ type Node struct {
 	coord *replication.Coordinator
 	view  ClusterView
 	api   *server.Server
+	ae    atomic.Pointer[antientropy.Service]
 	http  *http.Server
 	httpL net.Listener
 
@@ -101,6 +103,7 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 
 	scfg := store.DefaultConfig()
 	scfg.Dir, scfg.InMemory, scfg.Sync, scfg.Logger = cfg.DataDir, cfg.InMemory, cfg.Sync, n.log
+	scfg.OnChange = n.aeOnChange
 	if n.store, err = store.Open(scfg); err != nil {
 		return nil, err
 	}
@@ -136,6 +139,7 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 	view := &lazyView{}
 	rcfg := replication.DefaultConfig()
 	rcfg.ID, rcfg.Actor, rcfg.RequestTimeout, rcfg.Logger = cfg.ID, n.actor, cfg.RequestTimeout, n.log
+	rcfg.DisableReadRepair = cfg.DisableReadRepair
 	if n.coord, err = replication.New(rcfg, n.store, view, n.rpc); err != nil {
 		return nil, err
 	}
@@ -148,6 +152,9 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 		return nil, err
 	}
 	view.set(n.view)
+	if err = n.newAntiEntropy(); err != nil {
+		return nil, err
+	}
 
 	scfgAPI := server.DefaultConfig()
 	scfgAPI.MaxValueBytes, scfgAPI.Logger = cfg.MaxValueBytes, n.log
@@ -183,6 +190,7 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 	hc := replication.DefaultHandoffConfig()
 	hc.Window = cfg.HintWindow
 	n.loop(func() { n.coord.RunHandoff(ctx, hc) })
+	n.loop(func() { n.runAntiEntropy(ctx) })
 	n.ready.Store(true)
 	n.log.Info("node started", "http", httpL.Addr().String(), "rpc", n.rpc.Addr(), "actor", n.actor)
 	return n, nil
@@ -239,6 +247,9 @@ func (n *Node) handleRPC(ctx context.Context, b []byte) ([]byte, error) {
 	req, err := wire.DecodeRequest(b)
 	if err != nil {
 		return nil, err
+	}
+	if out, ok, err := n.serveAntiEntropy(ctx, req); ok {
+		return out, err
 	}
 	resp, err := n.coord.HandleRequest(ctx, req)
 	if err != nil {
@@ -301,8 +312,7 @@ func (n *Node) Status(ctx context.Context) wire.Status {
 			st.HintsPending += c
 		}
 	}
-	st.AntiEntropy.Interval = n.cfg.AntiEntropyInterval.String()
-	st.AntiEntropy.PartitionsHeld = len(r.PartitionsOf(n.cfg.ID))
+	st.AntiEntropy = n.antiEntropyStatus()
 	return st
 }
 
