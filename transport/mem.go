@@ -296,7 +296,7 @@ func (m *Mem) Call(ctx context.Context, addr string, req []byte) ([]byte, error)
 	go d.run()
 	select {
 	case r := <-out:
-		if r.err != nil { // as TCP.Call
+		if _, remote := r.err.(*RemoteError); remote { // as TCP.Call
 			if cerr := ctx.Err(); cerr != nil {
 				return nil, ctxErr(addr, cerr)
 			}

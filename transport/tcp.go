@@ -189,16 +189,25 @@ func (t *TCP) Call(ctx context.Context, addr string, req []byte) ([]byte, error)
 		return nil, ctxErr(addr, err)
 	}
 	p := t.peer(addr)
-	c, err := p.conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-
 	cl := callPool.Get().(*call)
-	id, err := c.register(cl)
-	if err != nil {
-		callPool.Put(cl)
-		return nil, err
+	var (
+		c  *clientConn
+		id uint64
+	)
+	for attempt := 0; ; attempt++ {
+		var err error
+		if c, err = p.conn(ctx); err != nil {
+			callPool.Put(cl)
+			return nil, err
+		}
+		if id, err = c.register(cl); err == nil {
+			break
+		}
+		// The connection broke before we sent anything: one fresh try.
+		if attempt == 1 {
+			callPool.Put(cl)
+			return nil, err
+		}
 	}
 	if !c.q.push(id, flagRequest, budgetMicros(time.Until(deadline)), req) {
 		if c.unregister(id) {
@@ -219,7 +228,7 @@ func (t *TCP) Call(ctx context.Context, addr string, req []byte) ([]byte, error)
 	resp, err := cl.resp, cl.err
 	cl.resp, cl.err = nil, nil
 	callPool.Put(cl)
-	if err != nil {
+	if re := (*RemoteError)(nil); errors.As(err, &re) {
 		// The handler's ctx carries our deadline, so it likely failed
 		// because of it: report the timeout, not its echo. (The ctx timer
 		// may not have fired yet, hence the clock check.)
@@ -282,7 +291,7 @@ type peer struct {
 
 	slots []atomic.Pointer[clientConn] // nil: not connected
 
-	// mu guards dialing, failures and retryAt.
+	// mu guards dialing, failures, retryAt and lastErr.
 	mu       sync.Mutex
 	dialing  []chan struct{} // per slot; non-nil while a dial is in progress, closed when it ends
 	failures int             // consecutive failed dials

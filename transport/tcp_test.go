@@ -484,3 +484,68 @@ func TestBackoffGrowsAndJitters(t *testing.T) {
 		}
 	}
 }
+
+func TestTCPResetBackoff(t *testing.T) {
+	cfg := testConfig()
+	cfg.BackoffMin, cfg.BackoffMax = time.Hour, time.Hour
+	cli := listen(t, cfg, nil)
+	addr := freePort(t)
+	if _, err := cli.Call(ctxTimeout(t, time.Second), addr, nil); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("err = %v", err)
+	}
+	scfg := testConfig()
+	scfg.ListenAddr = addr
+	srv, err := ListenTCP(scfg, echo)
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	defer srv.Close()
+	if _, err := cli.Call(ctxTimeout(t, time.Second), addr, nil); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("in an hour-long backoff: err = %v", err)
+	}
+	cli.ResetBackoff(addr)
+	if _, err := cli.Call(ctxTimeout(t, time.Second), addr, nil); err != nil {
+		t.Fatalf("after ResetBackoff: %v", err)
+	}
+}
+
+// TestTCPWriteTimeout: a peer that stops reading gets its connection torn
+// down after WriteTimeout instead of wedging every later call.
+func TestTCPWriteTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	stalled := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		var h [headerSize]byte
+		io.ReadFull(nc, h[:])
+		io.CopyN(io.Discard, nc, int64(binary.BigEndian.Uint32(h[:])))
+		nc.Write(appendFrame(nil, 0, flagHello, 0, nil))
+		stalled <- nc // and never read again
+	}()
+	cfg := testConfig()
+	cfg.WriteTimeout = 200 * time.Millisecond
+	cli := listen(t, cfg, nil)
+	big := make([]byte, 4<<20)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 8 {
+		wg.Go(func() {
+			_, err := cli.Call(ctxTimeout(t, 10*time.Second), ln.Addr().String(), big)
+			if !errors.Is(err, ErrConnLost) {
+				t.Errorf("call to a stalled peer: err = %v, want ErrConnLost", err)
+			}
+		})
+	}
+	wg.Wait()
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("stalled writes detected after %v", el)
+	}
+	(<-stalled).Close()
+}

@@ -85,8 +85,8 @@ type Config struct {
 	// ConnsPerPeer is the number of connections kept to each peer; calls are
 	// spread over them round-robin. More connections let readers run in
 	// parallel on more cores, at the price of smaller write batches (more
-	// syscalls per call). On 2 cores one connection measured about 1.5–2×
-	// the throughput of two (see BenchmarkTCPCallParallel). Default 1, at
+	// syscalls per call). On 2 cores one connection was at least as fast as
+	// two and 2–3× as fast as four (BenchmarkTCPCallParallel). Default 1, at
 	// most 64.
 	ConnsPerPeer int
 	// MaxFrameBytes is the largest payload accepted in one frame, in both
