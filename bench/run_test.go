@@ -1,0 +1,291 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeStore is a single-copy, linearizable stand-in for a cluster's HTTP
+// API (one value per key, no siblings). With lagging set, every read
+// returns the value before the newest: a replica that is always one write
+// behind, which the staleness rule must catch.
+type fakeStore struct {
+	mu      sync.Mutex
+	vals    map[string][][]byte // newest last
+	version int
+	lagging bool
+	levels  map[string]int
+}
+
+func newFakeStore(lagging bool) *fakeStore {
+	return &fakeStore{vals: map[string][][]byte{}, lagging: lagging, levels: map[string]int{}}
+}
+
+func (f *fakeStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key, ok := strings.CutPrefix(r.URL.Path, "/v1/kv/")
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.levels[r.Method+" "+r.URL.Query().Get("consistency")]++
+	switch r.Method {
+	case http.MethodGet:
+		vs := f.vals[key]
+		i := len(vs) - 1
+		if f.lagging {
+			i--
+		}
+		if i < 0 {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Header().Set("X-Context", "c"+strconv.Itoa(f.version))
+		w.WriteHeader(http.StatusOK)
+		w.Write(vs[i])
+	case http.MethodPut:
+		b, _ := io.ReadAll(r.Body)
+		vs := append(f.vals[key], b)
+		if len(vs) > 2 {
+			vs = vs[len(vs)-2:]
+		}
+		f.vals[key] = vs
+		f.version++
+		w.Header().Set("X-Context", "c"+strconv.Itoa(f.version))
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+func fakeConfig(urls ...string) Config {
+	c := DefaultConfig()
+	c.Endpoints = urls
+	c.Records = 200
+	c.Ops = 2000
+	c.Concurrency = 8
+	c.Settle = 0
+	c.Seed = 1
+	return c
+}
+
+func TestEveryWorkloadAgainstAFakeStore(t *testing.T) {
+	for _, wl := range []string{"a", "b", "c", "d", "f"} {
+		t.Run(wl, func(t *testing.T) {
+			fs := newFakeStore(false)
+			srv := httptest.NewServer(fs)
+			defer srv.Close()
+			cfg := fakeConfig(srv.URL, srv.URL)
+			cfg.Workload = wl
+			cfg.Levels = []string{"one", "strong"}
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Levels) != 2 || res.Interrupted {
+				t.Fatalf("levels %d interrupted %v", len(res.Levels), res.Interrupted)
+			}
+			for _, lv := range res.Levels {
+				if lv.Transactions != cfg.Ops {
+					t.Errorf("%s: %d transactions, want %d", lv.Consistency, lv.Transactions, cfg.Ops)
+				}
+				for op := range workloads[wl].Mix {
+					if lv.Ops[op].Count == 0 {
+						t.Errorf("%s: no %s operations ran", lv.Consistency, op)
+					}
+				}
+				if rd := lv.Ops[OpRead]; rd.Stale != 0 || rd.Errors != 0 {
+					t.Errorf("%s: a linearizable store gave %d stale reads, %d errors", lv.Consistency, rd.Stale, rd.Errors)
+				}
+			}
+			if fs.levels["GET one"] == 0 || fs.levels["GET strong"] == 0 {
+				t.Errorf("requests by level: %v", fs.levels)
+			}
+		})
+	}
+}
+
+func TestLaggingStoreIsCaughtStale(t *testing.T) {
+	fs := newFakeStore(true)
+	srv := httptest.NewServer(fs)
+	defer srv.Close()
+	cfg := fakeConfig(srv.URL)
+	cfg.Workload = "a"
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := res.Levels[0].Ops[OpRead]
+	if rd.Stale == 0 {
+		t.Fatalf("negative control: a store one write behind gave no stale reads (%+v)", rd)
+	}
+	t.Logf("lagging store: %d of %d reads stale", rd.Stale, rd.Count)
+}
+
+func TestWorkloadESkipped(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Workload = "e"
+	cfg.Endpoints = []string{"http://127.0.0.1:1"} // never contacted
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped == "" || len(res.Levels) != 0 || res.Workload != "e" {
+		t.Fatalf("workload e: %+v", res)
+	}
+	var buf bytes.Buffer
+	if err := res.WriteSummary(&buf); err != nil || !strings.Contains(buf.String(), "range") {
+		t.Fatalf("summary %q, %v", buf.String(), err)
+	}
+}
+
+func TestCancelStopsEarlyAndKeepsResults(t *testing.T) {
+	srv := httptest.NewServer(newFakeStore(false))
+	defer srv.Close()
+	cfg := fakeConfig(srv.URL)
+	cfg.Ops = 0
+	cfg.Duration = time.Minute
+	cfg.Levels = []string{"quorum", "strong"}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(700*time.Millisecond, cancel)
+	start := time.Now()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatalf("cancel took %s to stop the run", time.Since(start))
+	}
+	if !res.Interrupted || len(res.Levels) != 1 || res.Levels[0].Transactions == 0 {
+		t.Fatalf("interrupted %v, levels %d", res.Interrupted, len(res.Levels))
+	}
+}
+
+// TestShortBenchOnEmbeddedCluster runs the real thing briefly: an embedded
+// 3-node cluster, workload A at one, quorum and strong, and a short
+// t-visibility measurement. The JSON must have every field of the brief's
+// shape, and strong must never be stale.
+func TestShortBenchOnEmbeddedCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	cfg := DefaultConfig()
+	cfg.Records = 300
+	cfg.Duration = 700 * time.Millisecond
+	cfg.Concurrency = 8
+	cfg.Settle = 100 * time.Millisecond
+	cfg.Levels = []string{"one", "quorum", "strong"}
+	sc := DefaultStalenessConfig()
+	sc.Trials = 8
+	sc.Delays = []time.Duration{0, 5 * time.Millisecond}
+	cfg.Staleness = &sc
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bench.json")
+	if err := res.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Workload *string `json:"workload"`
+		Levels   []struct {
+			Consistency *string                        `json:"consistency"`
+			OpsPerSec   *float64                       `json:"ops_per_sec"`
+			Ops         map[string]map[string]any `json:"ops"`
+			Throughput  []float64                      `json:"throughput_per_sec"`
+		} `json:"levels"`
+		Staleness *struct {
+			Levels []struct {
+				Consistency string `json:"consistency"`
+				Points      []struct {
+					TMs   *float64 `json:"t_ms"`
+					Fresh *float64 `json:"fresh"`
+					Reads *float64 `json:"reads"`
+				} `json:"points"`
+			} `json:"levels"`
+		} `json:"staleness"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("JSON does not parse: %v", err)
+	}
+	if doc.Workload == nil || *doc.Workload != "a" || len(doc.Levels) != 3 {
+		t.Fatalf("workload/levels missing: %s", b)
+	}
+	fields := []string{"count", "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "errors", "stale"}
+	for _, lv := range doc.Levels {
+		if lv.Consistency == nil || lv.OpsPerSec == nil || *lv.OpsPerSec <= 0 || len(lv.Throughput) == 0 {
+			t.Fatalf("level without consistency, ops_per_sec or throughput: %s", b)
+		}
+		for _, op := range []string{"read", "update"} {
+			o, ok := lv.Ops[op]
+			if !ok {
+				t.Fatalf("%s: no %q in ops", *lv.Consistency, op)
+			}
+			for _, f := range fields {
+				if _, ok := o[f].(float64); !ok {
+					t.Errorf("%s %s: field %q missing or not a number", *lv.Consistency, op, f)
+				}
+			}
+			if _, ok := o["errors_by_kind"].(map[string]any); !ok {
+				t.Errorf("%s %s: errors_by_kind missing", *lv.Consistency, op)
+			}
+			if o["count"] == 0.0 {
+				t.Errorf("%s %s: no operations", *lv.Consistency, op)
+			}
+		}
+		if *lv.Consistency == "strong" && lv.Ops["read"]["stale"] != 0.0 {
+			t.Errorf("strong: %v stale reads", lv.Ops["read"]["stale"])
+		}
+	}
+	if doc.Staleness == nil || len(doc.Staleness.Levels) != 3 {
+		t.Fatalf("staleness missing: %s", b)
+	}
+	for _, l := range doc.Staleness.Levels {
+		for _, p := range l.Points {
+			if p.TMs == nil || p.Fresh == nil || p.Reads == nil {
+				t.Fatalf("staleness point lacks a field: %s", b)
+			}
+			if l.Consistency == "strong" && *p.Fresh != 1 {
+				t.Errorf("strong at t=%gms: fresh %g, want 1", *p.TMs, *p.Fresh)
+			}
+		}
+	}
+	var html bytes.Buffer
+	if err := RenderHTML(&html, res); err != nil {
+		t.Fatal(err)
+	}
+	page := html.String()
+	for _, want := range []string{"<svg", "Read latency", "Throughput over time", "Staleness"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"<script", "src=", "<link", "@import", "url("} {
+		if strings.Contains(page, bad) {
+			t.Errorf("report is not self-contained: contains %q", bad)
+		}
+	}
+	var sum bytes.Buffer
+	res.WriteSummary(&sum)
+	t.Logf("\n%s", sum.String())
+}
