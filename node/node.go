@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,7 +87,7 @@ const metaIncarnation = "incarnation"
 
 // New starts a node: it opens the store, serves RPC, joins the cluster and
 // serves the client API. Close stops it.
-func New(cfg Config, deps Deps) (n *Node, err error) {
+func New(cfg Config, deps Deps) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -94,7 +95,7 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n = &Node{cfg: cfg, log: log.With("node", cfg.ID), done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log.With("node", cfg.ID), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -158,6 +159,7 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 
 	scfgAPI := server.DefaultConfig()
 	scfgAPI.MaxValueBytes, scfgAPI.Logger = cfg.MaxValueBytes, n.log
+	scfgAPI.Extra = map[string]http.Handler{"/v1/pbs": http.HandlerFunc(n.servePBS)}
 	if cfg.AuthTokenFile != "" {
 		tok, err := os.ReadFile(cfg.AuthTokenFile)
 		if err != nil {
@@ -209,7 +211,7 @@ func (n *Node) gossip(meta membership.Meta) (ClusterView, error) {
 	if n.cfg.FastGossip {
 		mc = membership.FastConfig()
 	}
-	mc.Meta, mc.BindAddr, mc.Join, mc.Logger, mc.DeadTimeout = meta, n.cfg.GossipAddr, n.cfg.Join, n.log, n.cfg.DeadTimeout
+	mc.Meta, mc.BindAddr, mc.Join, mc.Logger, mc.DeadTimeout = meta, n.cfg.GossipAddr, n.cfg.Join, n.cfg.Logger, n.cfg.DeadTimeout
 	if n.cfg.GossipKey != "" {
 		k, err := base64.StdEncoding.DecodeString(n.cfg.GossipKey)
 		if err != nil {
@@ -382,15 +384,12 @@ func (l *lazyView) Up(id string) bool {
 	return false
 }
 
-// gossipView adapts membership to what the coordinator needs.
+// gossipView is gossip membership as the node's ClusterView.
 type gossipView struct{ *membership.Membership }
 
-func (g gossipView) Addr(id string) (string, bool) {
-	m, ok := g.Member(id)
-	if !ok {
-		return "", false
-	}
-	return m.RPCAddr, true
+// servePBS answers the latency samples this node measured for the PBS
+// staleness prediction (quorumkv predict).
+func (n *Node) servePBS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(n.coord.Latency.Snapshot())
 }
-
-func (g gossipView) Up(id string) bool { return g.Alive(id) }

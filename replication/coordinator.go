@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/predict"
 	"github.com/quorumkv/quorumkv/ring"
 	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/vclock"
@@ -156,6 +157,8 @@ type Coordinator struct {
 
 	// Stats counts what the coordinator did.
 	Stats Stats
+	// Latency samples the WARS delays of replica messages for PBS.
+	Latency *predict.Recorder
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -183,7 +186,7 @@ func New(cfg Config, st Store, cl Cluster, tr Transport) (*Coordinator, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Coordinator{cfg: cfg, st: st, cl: cl, tr: tr, log: log.With("node", cfg.ID)}
+	c := &Coordinator{cfg: cfg, st: st, cl: cl, tr: tr, log: log.With("node", cfg.ID), Latency: predict.NewRecorder(uint64(len(cfg.ID)) + uint64(cfg.Now().UnixNano()))}
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	b, ok, err := st.GetMeta(metaTagLease)
 	if err != nil {
@@ -243,6 +246,10 @@ func (c *Coordinator) call(ctx context.Context, node string, req wire.Request) (
 		return wire.Response{}, fmt.Errorf("no address known for %s", node)
 	}
 	req.From = c.cfg.ID
+	timed := req.Op == wire.OpRead || req.Op == wire.OpWrite || req.Op == wire.OpStrongWrite
+	if timed {
+		req.SentAt = c.cfg.Now().UnixNano()
+	}
 	b, err := wire.Encode(&req)
 	if err != nil {
 		return wire.Response{}, err
@@ -251,7 +258,16 @@ func (c *Coordinator) call(ctx context.Context, node string, req wire.Request) (
 	if err != nil {
 		return wire.Response{}, err
 	}
-	return wire.DecodeResponse(out)
+	resp, err := wire.DecodeResponse(out)
+	if err == nil && timed && resp.SentAt != 0 {
+		back := time.Duration(c.cfg.Now().UnixNano() - resp.SentAt)
+		if req.Op == wire.OpRead {
+			c.Latency.Observe(predict.S, back)
+		} else {
+			c.Latency.Observe(predict.A, back)
+		}
+	}
+	return resp, err
 }
 
 type placement struct {
@@ -631,6 +647,22 @@ func (c *Coordinator) replicateTo(node string, key []byte, pl placement, obj vcl
 
 // HandleRequest serves the replica side of the coordinator's protocol.
 func (c *Coordinator) HandleRequest(ctx context.Context, req wire.Request) (wire.Response, error) {
+	if req.SentAt == 0 {
+		return c.handle(ctx, req)
+	}
+	// A timed replica message: record how long it took to get here (W or R)
+	// and stamp the answer so the coordinator can time the way back.
+	kind := predict.W
+	if req.Op == wire.OpRead {
+		kind = predict.R
+	}
+	c.Latency.Observe(kind, time.Duration(c.cfg.Now().UnixNano()-req.SentAt))
+	resp, err := c.handle(ctx, req)
+	resp.SentAt = c.cfg.Now().UnixNano()
+	return resp, err
+}
+
+func (c *Coordinator) handle(ctx context.Context, req wire.Request) (wire.Response, error) {
 	switch req.Op {
 	case wire.OpPing:
 		return wire.Response{}, nil

@@ -54,6 +54,7 @@ type ClientOp struct {
 // ClientResult is the coordinator's answer to a forwarded write.
 type ClientResult struct {
 	Object    vclock.Object `msgpack:"o"`
+	Context   vclock.VV     `msgpack:"x,omitempty"`
 	Replicas  int           `msgpack:"r"`
 	Acks      int           `msgpack:"a"`
 	Fallbacks int           `msgpack:"f"`
@@ -95,6 +96,9 @@ type Request struct {
 	Cursor   []byte      `msgpack:"cu,omitempty"`
 	Limit    int         `msgpack:"li,omitempty"`
 	Transfer string      `msgpack:"tr,omitempty"`
+	// SentAt is the sender's wall clock (Unix ns) when it sent a read or
+	// write, for the PBS latency model; never used for ordering.
+	SentAt int64 `msgpack:"t,omitempty"`
 }
 
 // Response is the envelope of every node-to-node answer.
@@ -109,6 +113,9 @@ type Response struct {
 	Cursor    []byte      `msgpack:"cu,omitempty"`
 	Done      bool        `msgpack:"dn,omitempty"`
 	Count     int         `msgpack:"n,omitempty"`
+	// SentAt is the replica's wall clock (Unix ns) when it answered a read
+	// or write, for the PBS latency model; never used for ordering.
+	SentAt int64 `msgpack:"t,omitempty"`
 }
 
 // ErrDecode is wrapped by every decoding failure.
