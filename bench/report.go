@@ -197,11 +197,11 @@ func buildReport(res Result) reportData {
 			ss = append(ss, s)
 		}
 		lo := freshAxisMin(vals)
-		d.Visibility = template.HTML(lineChart("Staleness: share of fresh reads against time since the write was acknowledged", xs,
+		d.Visibility = template.HTML(lineChart("t-visibility: fresh reads against time since the write was acknowledged", xs,
 			func(x float64) string { return fmtNum(x) + " ms" }, true, ss,
 			"t: delay between the write's acknowledgement and the read (read through another node)", "fresh reads", lo, 1,
 			fmtPercent))
-		d.VisNote = fmt.Sprintf("From `quorumkv bench staleness`: %d trials per point; each trial overwrites a key through one node, waits t after the acknowledgement and reads it through another.", sr.Trials)
+		d.VisNote = fmt.Sprintf("Measured as quorumkv bench staleness does: %d trials per point; each trial overwrites a key through one node, waits t after the acknowledgement and reads it through another.", sr.Trials)
 	}
 
 	// The workload's own staleness by age.
@@ -218,7 +218,7 @@ func buildReport(res Result) reportData {
 			}
 			for _, p := range lv.StalenessByAge {
 				for i, x := range xs {
-					if x == p.TMs && p.Reads > 0 {
+					if x == p.TMs && p.Reads >= minAgeReads {
 						s.values[i] = p.Fresh
 						vals = append(vals, p.Fresh)
 						any = true
@@ -229,12 +229,16 @@ func buildReport(res Result) reportData {
 		}
 		if any {
 			lo := freshAxisMin(vals)
-			d.AgeCurve = template.HTML(lineChart("Staleness during the workload: share of fresh reads by time since the key's last acknowledged write", xs,
-				ageLabel, true, ss, "time between the key's last acknowledged write and the read's start (bucket)", "fresh reads", lo, 1, fmtPercent))
+			d.AgeCurve = template.HTML(lineChart("Staleness during the workload: fresh reads by time since the key's last acknowledged write", xs,
+				ageLabel, true, ss, "time between the key's last acknowledged write and the read's start (ms, bucket)", "fresh reads", lo, 1, fmtPercent))
 		}
 	}
 	return d
 }
+
+// minAgeReads is the fewest reads an age bucket needs to be drawn: a share
+// of three reads says nothing.
+const minAgeReads = 10
 
 func ageLabel(x float64) string {
 	for i, b := range ageBucketsMs {

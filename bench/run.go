@@ -358,7 +358,13 @@ func (w *worker) transaction(ctx context.Context, ls *levelStats, level string, 
 		return
 	}
 	live.ops.Add(1)
-	ls.tick(int(time.Since(start) / time.Second))
+	sec := int(time.Since(start) / time.Second)
+	if w.r.cfg.Ops == 0 {
+		// An operation that completes just after the level's end belongs
+		// to its last second, not to a bucket of its own.
+		sec = min(sec, int((w.r.cfg.Duration-1)/time.Second))
+	}
+	ls.tick(sec)
 }
 
 // readResult is what a read saw, for a read-modify-write.

@@ -209,10 +209,10 @@ func TestShortBenchOnEmbeddedCluster(t *testing.T) {
 	var doc struct {
 		Workload *string `json:"workload"`
 		Levels   []struct {
-			Consistency *string                        `json:"consistency"`
-			OpsPerSec   *float64                       `json:"ops_per_sec"`
+			Consistency *string                   `json:"consistency"`
+			OpsPerSec   *float64                  `json:"ops_per_sec"`
 			Ops         map[string]map[string]any `json:"ops"`
-			Throughput  []float64                      `json:"throughput_per_sec"`
+			Throughput  []float64                 `json:"throughput_per_sec"`
 		} `json:"levels"`
 		Staleness *struct {
 			Levels []struct {

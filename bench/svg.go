@@ -40,8 +40,8 @@ const (
 	chartW      = 1000
 	chartH      = 340
 	padLeft     = 70
-	padRight    = 20
-	padTop      = 40
+	padRight    = 45
+	padTop      = 62
 	padBottom   = 60
 	plotW       = chartW - padLeft - padRight
 	plotH       = chartH - padTop - padBottom
@@ -90,20 +90,17 @@ func svgOpen(b *strings.Builder, title string) {
 	fmt.Fprintf(b, `<text x="%d" y="22" font-size="15" font-weight="600" fill="#222">%s</text>`, padLeft, esc(title))
 }
 
-// legend draws the series names at the top right.
+// legend draws the series names in a row under the title.
 func legend(b *strings.Builder, ss []series) {
-	x := float64(chartW - padRight)
-	for i := len(ss) - 1; i >= 0; i-- {
-		s := ss[i]
-		w := float64(legendSwW + 6 + len(s.name)*legendCharW)
-		x -= w
+	x := float64(padLeft)
+	for _, s := range ss {
 		dash := ""
 		if s.dashed {
 			dash = ` stroke-dasharray="4 3"`
 		}
-		fmt.Fprintf(b, `<line x1="%.1f" y1="17" x2="%.1f" y2="17" stroke="%s" stroke-width="4"%s/>`, x, x+legendSwW, s.color, dash)
-		fmt.Fprintf(b, `<text x="%.1f" y="21" font-size="%d" fill="#333">%s</text>`, x+legendSwW+5, fontAxis, esc(s.name))
-		x -= legendGap
+		fmt.Fprintf(b, `<line x1="%.1f" y1="40" x2="%.1f" y2="40" stroke="%s" stroke-width="4"%s/>`, x, x+legendSwW, s.color, dash)
+		fmt.Fprintf(b, `<text x="%.1f" y="44" font-size="%d" fill="#333">%s</text>`, x+legendSwW+5, fontAxis, esc(s.name))
+		x += float64(legendSwW+6+len(s.name)*legendCharW) + legendGap
 	}
 }
 
@@ -236,7 +233,10 @@ func lineChart(title string, xs []float64, xLabel func(float64) string, categori
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/>`, x, padTop+plotH, x, padTop+plotH+4)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="%d" fill="#333" text-anchor="middle">%s</text>`, x, padTop+plotH+18, fontAxis, esc(xLabel(xs[i])))
 	}
-	for _, s := range ss {
+	for si, s := range ss {
+		// Earlier series are drawn wider, so a line hidden under a later
+		// one (two levels both at 100%) still shows at its edges.
+		width := 2.25 + 1.5*float64(len(ss)-1-si)
 		var pts []string
 		for i, v := range s.values {
 			if i >= len(xs) || math.IsNaN(v) {
@@ -249,15 +249,15 @@ func lineChart(title string, xs []float64, xLabel func(float64) string, categori
 			dash = ` stroke-dasharray="6 4"`
 		}
 		if len(pts) > 1 {
-			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5" stroke-linejoin="round"%s/>`, strings.Join(pts, " "), s.color, dash)
+			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="%.1f" stroke-linejoin="round" stroke-linecap="round"%s/>`, strings.Join(pts, " "), s.color, width, dash)
 		}
 		if len(pts) <= 40 {
 			for i, v := range s.values {
 				if i >= len(xs) || math.IsNaN(v) {
 					continue
 				}
-				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s %s: %s</title></circle>`,
-					toX(i), toY(math.Max(yMin, math.Min(yMax, v))), s.color, esc(s.name), esc(xLabel(xs[i])), esc(yLabel(v)))
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s"><title>%s %s: %s</title></circle>`,
+					toX(i), toY(math.Max(yMin, math.Min(yMax, v))), width/2+1, s.color, esc(s.name), esc(xLabel(xs[i])), esc(yLabel(v)))
 			}
 		}
 	}
