@@ -55,6 +55,10 @@ type Config struct {
 	// DisableReadRepair turns read repair off. A negative control for
 	// tests; never in production.
 	DisableReadRepair bool `toml:"-"`
+	// DisableWriteBack makes strong reads skip their write-back phase, which
+	// breaks linearizability. A negative control for tests; never in
+	// production.
+	DisableWriteBack bool `toml:"-"`
 	// AntiEntropyTune, when set, adjusts the anti-entropy config after the
 	// fields above are applied (tests and benchmarks).
 	AntiEntropyTune func(*antientropy.Config) `toml:"-"`

@@ -141,6 +141,7 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	rcfg := replication.DefaultConfig()
 	rcfg.ID, rcfg.Actor, rcfg.RequestTimeout, rcfg.Logger = cfg.ID, n.actor, cfg.RequestTimeout, n.log
 	rcfg.DisableReadRepair = cfg.DisableReadRepair
+	rcfg.DisableWriteBack = cfg.DisableWriteBack
 	if n.coord, err = replication.New(rcfg, n.store, view, n.rpc); err != nil {
 		return nil, err
 	}
