@@ -15,5 +15,22 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
+# The fault suite's node image: FROM scratch around a static quorumkv, so it
+# builds without a registry. The legacy builder needs no buildx plugin.
+FAULT_IMAGE ?= quorumkv-fault:latest
+
+image:
+	CGO_ENABLED=0 $(GO) build -o fault/build/quorumkv ./cmd/quorumkv
+	DOCKER_BUILDKIT=0 docker build -q -t $(FAULT_IMAGE) fault
+
+# Runs the multi-host fault suite (docs/reliability.md): writes
+# fault-results.json and keeps failed histories in fault-out/. Whatever
+# happens, the suite's containers, volumes and network are removed.
+fault: image
+	$(GO) build -o fault/build/faultsuite ./fault/cmd/faultsuite
+	rm -rf fault-out
+	fault/build/faultsuite -image $(FAULT_IMAGE) -results fault-results.json -out fault-out; \
+	  rc=$$?; fault/build/faultsuite -cleanup; exit $$rc
+
 clean:
 	rm -rf bin fault-out fault-results.json

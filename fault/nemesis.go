@@ -212,11 +212,15 @@ func runNemesis(ctx context.Context, c *Cluster, nem Nemesis, sched Schedule, rn
 		return nil
 	}
 	rel := func(t time.Time) float64 { return t.Sub(start).Seconds() }
-	if sleepCtx(ctx, time.Until(start.Add(sched.Lead))) != nil {
-		return nil
+	// Window k opens at Lead + k*(Fault+Gap); as many as fit in Span.
+	count := 1
+	if sched.Fault+sched.Gap > 0 {
+		count = int((sched.Span + sched.Gap) / (sched.Fault + sched.Gap))
 	}
-	end := start.Add(sched.Lead + sched.Span)
-	for time.Until(end) >= sched.Fault {
+	for k := 0; k < count; k++ {
+		if sleepCtx(ctx, time.Until(start.Add(sched.Lead+time.Duration(k)*(sched.Fault+sched.Gap)))) != nil {
+			break
+		}
 		w := Window{Nemesis: nem.Name(), StartedAt: time.Now()}
 		w.Start = rel(w.StartedAt)
 		detail, err := nem.Inject(context.WithoutCancel(ctx), c, rnd)
@@ -224,8 +228,8 @@ func runNemesis(ctx context.Context, c *Cluster, nem Nemesis, sched Schedule, rn
 		if err != nil {
 			w.Error = err.Error()
 		}
-		logf("  fault window opens at +%.1fs: %s", w.Start, detail)
-		_ = sleepCtx(ctx, sched.Fault)
+		logf("  fault window opens at +%.1fs: %s%s", w.Start, detail, errSuffix(w.Error))
+		_ = sleepCtx(ctx, time.Until(w.StartedAt.Add(sched.Fault)))
 		// Recovery must happen even when the run is being cancelled.
 		if err := nem.Recover(context.WithoutCancel(ctx), c); err != nil {
 			w.Error = strings.TrimSpace(w.Error + "; recover: " + err.Error())
@@ -234,9 +238,6 @@ func runNemesis(ctx context.Context, c *Cluster, nem Nemesis, sched Schedule, rn
 		w.End = rel(w.EndedAt)
 		logf("  fault window closes at +%.1fs (%.1fs)%s", w.End, w.End-w.Start, errSuffix(w.Error))
 		windows = append(windows, w)
-		if ctx.Err() != nil || sleepCtx(ctx, sched.Gap) != nil {
-			break
-		}
 	}
 	return windows
 }

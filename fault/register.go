@@ -50,10 +50,14 @@ func registerClient(ctx context.Context, c *Cluster, cfg RegisterConfig, rec *Re
 	node := id % c.Size()
 	cl := c.Client().At(node)
 	nodeID := c.nodes[node].ID
-	opts := client.Options{Consistency: cfg.Level}
 	seq := 0
+	// lastCtx holds the context of this client's last read of each key; a
+	// write supersedes what that read saw, as an application's would (blind
+	// writes at level one would pile up siblings until the node refuses).
+	lastCtx := map[string]string{}
 	for ctx.Err() == nil {
 		key := cfg.Keys[rnd.Intn(len(cfg.Keys))]
+		opts := client.Options{Consistency: cfg.Level, Context: lastCtx[key]}
 		op := Op{Client: id, Node: nodeID, Key: key}
 		// Operations in flight finish on their own deadline (the client's
 		// timeout) even when the run ends, so none is cut short into an
@@ -68,6 +72,7 @@ func registerClient(ctx context.Context, c *Cluster, cfg RegisterConfig, rec *Re
 			var res client.GetResult
 			res, err = cl.Get(octx, []byte(key), opts)
 			if err == nil {
+				lastCtx[key] = res.Context
 				for _, v := range res.Values {
 					op.Values = append(op.Values, string(v))
 				}
@@ -225,6 +230,10 @@ type RegisterCheck struct {
 	Reads, Writes, Unknown, Pruned int
 	// SiblingReads counts reads that returned more than one value.
 	SiblingReads int
+	// WithoutSiblings is the verdict on the history without the reads that
+	// returned siblings, computed only when those made it illegal: it tells
+	// whether stale reads alone break linearizability too.
+	WithoutSiblings porcupine.CheckResult
 }
 
 // CheckRegister checks ops for linearizability with Porcupine. Failed
@@ -279,6 +288,16 @@ func CheckRegister(ops []Op, timeout time.Duration) RegisterCheck {
 		}
 	}
 	chk.Result, chk.Info = porcupine.CheckOperationsVerbose(RegisterModel(), renumberClients(hist), timeout)
+	if chk.Result == porcupine.Illegal && chk.SiblingReads > 0 {
+		var single []porcupine.Operation
+		for _, op := range hist {
+			if out, ok := op.Output.(regOutput); ok && len(out.Values) > 1 {
+				continue
+			}
+			single = append(single, op)
+		}
+		chk.WithoutSiblings = porcupine.CheckOperationsTimeout(RegisterModel(), single, timeout)
+	}
 	return chk
 }
 
