@@ -34,7 +34,9 @@ func (f *fakeKV) Put(ctx context.Context, key []byte, w replication.Write) (repl
 	return replication.Result{Object: o, Context: o.Clock, Receipt: replication.Receipt{Replicas: 3, Acks: 2}}, nil
 }
 
-func (f *fakeKV) Explain(ctx context.Context, key []byte) wire.Explain { return wire.Explain{Key: string(key)} }
+func (f *fakeKV) Explain(ctx context.Context, key []byte) wire.Explain {
+	return wire.Explain{Key: string(key)}
+}
 
 type fakeNode struct{}
 
