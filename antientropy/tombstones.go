@@ -38,7 +38,7 @@ import (
 // has not, and the cycle would never end. So a node keeps each tombstone it
 // purged in memory (the memo) and refuses it — and anything it covers —
 // until its own exchanges show that every peer lacks the key too, or the
-// grace period passes again. The memo is lost on a restart; a tombstone
+// grace period and ten sweep periods pass (memoRetention). The memo is lost on a restart; a tombstone
 // received again then is simply confirmed and purged once more.
 //
 // What the grace period is for: hints, and writes still in flight, can
@@ -245,15 +245,25 @@ func (s *Service) purge(p int, peers []string, it purgeItem, now time.Time) erro
 	return err
 }
 
-// expire forgets purged tombstones older than the grace period, and the
+// memoRetention is how long a purged tombstone is refused at most, when
+// the exchanges do not show sooner that every peer purged it too: the grace
+// period plus ten sweep periods. A peer that confirmed the tombstone later
+// than this node purges it at most a few sweeps later; one that stays away
+// longer may hand it back, and it is then confirmed and purged again.
+func (s *Service) memoRetention() time.Duration {
+	return s.cfg.TombstoneGrace + 10*time.Duration(s.cfg.SweepEvery)*s.cfg.Interval
+}
+
+// expire forgets purged tombstones older than memoRetention, and the
 // evidence of partitions this node no longer holds.
 func (s *Service) expire(now time.Time) {
 	r := s.rings.Ring()
+	retain := s.memoRetention()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p, entries := range s.memo {
 		for key, e := range entries {
-			if now.Sub(e.purged) >= s.cfg.TombstoneGrace {
+			if now.Sub(e.purged) >= retain {
 				delete(entries, key)
 				s.memoSize--
 			}

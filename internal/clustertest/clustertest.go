@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -298,3 +299,84 @@ func (v *view) Close() error { return nil }
 
 // String describes the cluster for test logs.
 func (c *Cluster) String() string { return fmt.Sprintf("cluster%v", c.ids) }
+
+// Wipe deletes node i's data directory, as a lost disk would. The node must
+// be killed first; Restart then starts it empty, with a new incarnation.
+func (c *Cluster) Wipe(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	running := c.running[i]
+	c.mu.Unlock()
+	if running {
+		c.t.Fatalf("wipe %s: still running", c.ids[i])
+	}
+	if err := os.RemoveAll(filepath.Join(c.dir, c.ids[i])); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// MerkleRoots returns the anti-entropy root hash of every partition node i
+// is a primary of, and whether its trees are built.
+func (c *Cluster) MerkleRoots(i int) (map[int]uint64, bool) {
+	n := c.Node(i)
+	ae := n.AntiEntropy()
+	if ae == nil {
+		return nil, false
+	}
+	out := map[int]uint64{}
+	ready := true
+	for _, p := range c.ring.PartitionsOf(c.ids[i]) {
+		root, ok := ae.Root(p)
+		out[p] = root
+		ready = ready && ok
+	}
+	return out, ready
+}
+
+// Converged reports whether every primary of every partition is running,
+// has built its trees and has the same Merkle root as the partition's other
+// primaries — that is, holds the same versions of every key. When not, the
+// string says where it first differs.
+func (c *Cluster) Converged() (bool, string) {
+	roots := make([]map[int]uint64, len(c.ids))
+	for i := range c.ids {
+		c.mu.Lock()
+		running := c.running[i]
+		c.mu.Unlock()
+		if !running {
+			return false, c.ids[i] + " is not running"
+		}
+		r, ok := c.MerkleRoots(i)
+		if !ok {
+			return false, c.ids[i] + " has not built its trees"
+		}
+		roots[i] = r
+	}
+	for p := range c.ring.Partitions() {
+		prim := c.ring.Primaries(p)
+		first := slices.Index(c.ids, prim[0])
+		for _, id := range prim[1:] {
+			i := slices.Index(c.ids, id)
+			if roots[i][p] != roots[first][p] {
+				return false, fmt.Sprintf("partition %d: %s has root %x, %s has %x", p, prim[0], roots[first][p], id, roots[i][p])
+			}
+		}
+	}
+	return true, ""
+}
+
+// WaitConverged polls Converged until it holds, or returns an error saying
+// where the replicas still differed when timeout passed.
+func (c *Cluster) WaitConverged(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why := c.Converged()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replicas not converged after %s: %s", timeout, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
