@@ -261,8 +261,10 @@ func shortHash(h string, found, tomb bool) string {
 }
 
 // CheckConverge polls explain for every key until every key's primaries
-// agree or bound passes, then reports what it saw last.
-func CheckConverge(ctx context.Context, c *Cluster, h *ConvergeHistory, bound time.Duration, replicas int) ConvergeCheck {
+// agree or bound passes, then reports what it saw last. After linger more
+// it looks at every deleted key once more: it must still be deleted on
+// every primary and read as not found.
+func CheckConverge(ctx context.Context, c *Cluster, h *ConvergeHistory, bound, linger time.Duration, replicas int) ConvergeCheck {
 	cc := ConvergeCheck{Keys: len(h.Keys), Deleted: len(h.Deleted)}
 	start := time.Now()
 	todo := slices.Clone(h.Keys)
@@ -301,6 +303,7 @@ func CheckConverge(ctx context.Context, c *Cluster, h *ConvergeHistory, bound ti
 	}
 	// Deleted keys stay deleted: look at every one once more, converged or
 	// not, at the end.
+	_ = sleepCtx(ctx, linger)
 	var dels []string
 	for k := range h.Deleted {
 		dels = append(dels, k)
@@ -314,6 +317,13 @@ func CheckConverge(ctx context.Context, c *Cluster, h *ConvergeHistory, bound ti
 			continue
 		}
 		if _, res := KeyAgreement(ex, replicas, true); res {
+			cc.Resurrected = append(cc.Resurrected, key)
+			continue
+		}
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err := c.Client().At(i%c.Size()).Get(gctx, []byte(key), client.Options{Consistency: client.LevelQuorum})
+		cancel()
+		if err == nil && got.Found {
 			cc.Resurrected = append(cc.Resurrected, key)
 		}
 	}

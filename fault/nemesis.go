@@ -204,6 +204,19 @@ type Schedule struct {
 	Span  time.Duration
 }
 
+// WindowStarts returns when each fault window opens, relative to the run's
+// start: window k at Lead + k*(Fault+Gap), as many as fit in Span.
+func (s Schedule) WindowStarts() []time.Duration {
+	if s.Fault <= 0 {
+		return nil
+	}
+	var out []time.Duration
+	for at := time.Duration(0); at+s.Fault <= s.Span; at += s.Fault + s.Gap {
+		out = append(out, s.Lead+at)
+	}
+	return out
+}
+
 // runNemesis drives nem over sched from start until ctx ends or the span
 // is over, logging each window, and always recovers before it returns.
 func runNemesis(ctx context.Context, c *Cluster, nem Nemesis, sched Schedule, rnd *rand.Rand, start time.Time, logf func(string, ...any)) []Window {
@@ -212,13 +225,8 @@ func runNemesis(ctx context.Context, c *Cluster, nem Nemesis, sched Schedule, rn
 		return nil
 	}
 	rel := func(t time.Time) float64 { return t.Sub(start).Seconds() }
-	// Window k opens at Lead + k*(Fault+Gap); as many as fit in Span.
-	count := 1
-	if sched.Fault+sched.Gap > 0 {
-		count = int((sched.Span + sched.Gap) / (sched.Fault + sched.Gap))
-	}
-	for k := 0; k < count; k++ {
-		if sleepCtx(ctx, time.Until(start.Add(sched.Lead+time.Duration(k)*(sched.Fault+sched.Gap)))) != nil {
+	for _, at := range sched.WindowStarts() {
+		if sleepCtx(ctx, time.Until(start.Add(at))) != nil {
 			break
 		}
 		w := Window{Nemesis: nem.Name(), StartedAt: time.Now()}

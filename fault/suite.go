@@ -33,6 +33,10 @@ type Spec struct {
 	ClusterArgs []string
 	// CheckBound bounds the wait for convergence after healing (converge).
 	CheckBound time.Duration
+	// Linger is how long the converge checker waits after convergence
+	// before it looks at the deleted keys again, so that anti-entropy
+	// rounds (and tombstone collection) have run.
+	Linger time.Duration
 }
 
 // Name is a file-system friendly name of the run.
@@ -72,7 +76,12 @@ func FullPlan() []Spec {
 	var out []Spec
 	for _, w := range []struct{ workload, variant string }{{"register", "strong"}, {"set", "union"}, {"converge", "repair"}} {
 		for _, n := range NemesisNames {
-			out = append(out, Spec{Workload: w.workload, Variant: w.variant, Nemesis: n, Duration: 90 * time.Second, Schedule: cycles, CheckBound: 2 * time.Minute})
+			spec := Spec{Workload: w.workload, Variant: w.variant, Nemesis: n, Duration: 90 * time.Second, Schedule: cycles}
+			if w.workload == "converge" {
+				spec.CheckBound = 2 * time.Minute
+				spec.Linger = 35 * time.Second
+			}
+			out = append(out, spec)
 		}
 	}
 	out = append(out,
@@ -368,7 +377,7 @@ func (s *Suite) runOne(ctx context.Context, idx int, spec Spec) Result {
 		s.heal(ctx, &res)
 		checkStart := time.Now()
 		bound := spec.CheckBound
-		chk := CheckConverge(ctx, c, h, bound, c.cfg.Replicas)
+		chk := CheckConverge(ctx, c, h, bound, spec.Linger, c.cfg.Replicas)
 		res.CheckS = time.Since(checkStart).Seconds()
 		countOps(&res, rec.Ops())
 		res.Lost = len(chk.Resurrected)
@@ -384,7 +393,18 @@ func (s *Suite) runOne(ctx context.Context, idx int, spec Spec) Result {
 		return res
 	}
 	res.DurationS = spec.Duration.Seconds()
+	if res.Windows == nil {
+		res.Windows = []Window{}
+	}
 	verdict, ok := check()
+	for _, w := range res.Windows {
+		if w.Error != "" {
+			// The run did not test what it claims to.
+			ok = false
+			verdict = strings.TrimPrefix(verdict+"; nemesis failed at +"+fmt.Sprintf("%.0fs", w.Start)+": "+w.Error, "ok; ")
+			break
+		}
+	}
 	if crashed := c.Crashed(ctx); len(crashed) > 0 {
 		ok = false
 		ids := slices.Sorted(mapKeys(crashed))
