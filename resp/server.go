@@ -1,0 +1,189 @@
+package resp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quorumkv/quorumkv/replication"
+	"github.com/tidwall/redcon"
+)
+
+// KV is the key-value service the Redis door fronts; the replication
+// coordinator satisfies it. Both calls may block on replica round trips and
+// must honour ctx. The server may keep using key and value slices it passed
+// after a call returns (they are never reused), and so may the KV.
+type KV interface {
+	Get(ctx context.Context, key []byte, c replication.Consistency) (replication.Result, error)
+	Put(ctx context.Context, key []byte, w replication.Write) (replication.Result, error)
+}
+
+// Server serves the Redis protocol (RESP2) on one listener. Create it with
+// Listen; stop it with Close.
+type Server struct {
+	cfg   Config
+	kv    KV
+	log   *slog.Logger
+	ln    net.Listener
+	start time.Time
+	seed  maphash.Seed
+
+	// ctx is the parent of every KV call; Close cancels it so that calls
+	// under way return and their connections can finish.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// wg counts the accept loop and every connection goroutine, including
+	// the goroutines a connection starts for concurrent commands.
+	wg sync.WaitGroup
+
+	// mu guards conns and closed.
+	mu     sync.Mutex
+	conns  map[*client]struct{}
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	nextID      atomic.Int64
+	open        atomic.Int64
+	accepted    atomic.Int64
+	rejected    atomic.Int64
+	commandsRun atomic.Int64
+}
+
+// Listen validates cfg, listens on cfg.Addr and starts serving kv. It
+// returns once the listener is bound, so Addr is valid.
+func Listen(cfg Config, kv KV) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if kv == nil {
+		return nil, errors.New("resp: a KV is required")
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:   cfg,
+		kv:    kv,
+		log:   log,
+		ln:    ln,
+		start: time.Now(),
+		seed:  maphash.MakeSeed(),
+		conns: make(map[*client]struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s, nil
+}
+
+// Addr returns the address the server listens on (with the port chosen when
+// Config.Addr asked for port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops accepting, cancels commands under way, closes every client
+// connection and waits until every goroutine of the server has returned. It
+// is idempotent; later calls return the first call's result.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.closeErr = s.ln.Close()
+		s.cancel()
+		for c := range s.conns {
+			c.conn.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s.closeErr
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait a little, as
+			// net/http does, instead of spinning.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("resp: accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s.accepted.Add(1)
+		if s.cfg.MaxConns > 0 && s.open.Load() >= int64(s.cfg.MaxConns) {
+			s.rejected.Add(1)
+			s.wg.Add(1)
+			go func() {
+				// Answer off the accept loop: the write (or a TLS
+				// handshake) must not stall other clients.
+				defer s.wg.Done()
+				nc.SetWriteDeadline(time.Now().Add(time.Second))
+				nc.Write(redcon.AppendError(nil, "ERR max number of clients reached"))
+				nc.Close()
+			}()
+			continue
+		}
+		c := s.newClient(nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.open.Add(1)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) forget(c *client) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.open.Add(-1)
+}
+
+// kvContext returns the context of one KV call.
+func (s *Server) kvContext() (context.Context, context.CancelFunc) {
+	if s.cfg.RequestTimeout > 0 {
+		return context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
+	}
+	return s.ctx, noCancel
+}
+
+func noCancel() {}
