@@ -72,6 +72,9 @@ type Config struct {
 	WarnSiblings int
 	// Now is the clock used for hint ages. Default time.Now.
 	Now func() time.Time
+	// Fence, when set, lets ownership transfer fold the data old owners
+	// still hold into this node's answers for partitions it just gained.
+	Fence Fence
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -101,6 +104,18 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Fence folds in data that the previous owners of a partition still hold,
+// while they hand it off to this node.
+type Fence interface {
+	// Fold returns local merged with what the old owners of partition hold
+	// for key, or an error if an old owner could not be asked.
+	Fold(ctx context.Context, partition int, key []byte, local vclock.Object) (vclock.Object, error)
+}
+
+// ErrNotPrimary is returned by a replica asked for a strong-level answer
+// for a partition it is not a primary of in its own view of the ring.
+var ErrNotPrimary = errors.New("replication: not a primary of this partition")
 
 // Receipt says what a request did: how many replicas were asked, how many
 // answered in time, how many of those were fallbacks, and how many replicas
@@ -304,10 +319,11 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, cons Consistency) (Re
 	return c.read(ctx, key, pl, cons.Needed(len(pl.primaries)))
 }
 
-// fanOutReads asks every primary for its object of key.
-func (c *Coordinator) fanOutReads(key []byte, pl placement) <-chan reply {
+// fanOutReads asks every primary for its object of key. With primary set,
+// replicas answer only if they are primaries in their own view.
+func (c *Coordinator) fanOutReads(key []byte, pl placement, primary bool) <-chan reply {
 	ch := make(chan reply, len(pl.primaries))
-	req := wire.Request{Op: wire.OpRead, Partition: pl.partition, Key: key}
+	req := wire.Request{Op: wire.OpRead, Partition: pl.partition, Key: key, Primary: primary}
 	for _, node := range pl.primaries {
 		if node == c.cfg.ID {
 			resp, err := c.HandleRequest(c.bgCtx, req)
@@ -401,7 +417,7 @@ func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need i
 	if total == 0 {
 		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "read", Needed: need}, rc)
 	}
-	ch := c.fanOutReads(key, pl)
+	ch := c.fanOutReads(key, pl, false)
 	ok, _, err := gather(ctx, ch, total, need, "read")
 	rc.Acks = len(ok)
 	if err != nil {
@@ -663,6 +679,13 @@ func (c *Coordinator) HandleRequest(ctx context.Context, req wire.Request) (wire
 }
 
 func (c *Coordinator) handle(ctx context.Context, req wire.Request) (wire.Response, error) {
+	if req.Primary && !c.cl.Ring().IsPrimary(c.cfg.ID, req.Partition) {
+		// Strong operations count primaries only. A node whose view of the
+		// ring says otherwise must not answer for the partition: during an
+		// ownership change the two views may disagree, and an answer from
+		// the wrong replica set could break the majority intersection.
+		return wire.Response{}, fmt.Errorf("%w: partition %d (%s)", ErrNotPrimary, req.Partition, c.cfg.ID)
+	}
 	switch req.Op {
 	case wire.OpPing:
 		return wire.Response{}, nil
@@ -670,6 +693,14 @@ func (c *Coordinator) handle(ctx context.Context, req wire.Request) (wire.Respon
 		obj, found, err := c.st.Get(req.Partition, req.Key)
 		if err != nil {
 			return wire.Response{}, err
+		}
+		if c.cfg.Fence != nil {
+			folded, err := c.cfg.Fence.Fold(ctx, req.Partition, req.Key, obj)
+			if err != nil {
+				return wire.Response{}, err
+			}
+			found = found || !folded.IsEmpty()
+			obj = folded
 		}
 		if !found {
 			return wire.Response{}, nil

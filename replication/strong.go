@@ -34,7 +34,7 @@ func (c *Coordinator) majorityRead(ctx context.Context, key []byte, pl placement
 	if total == 0 {
 		return nil, &QuorumError{Op: op, Needed: 1}
 	}
-	ok, _, err := gather(ctx, c.fanOutReads(key, pl), total, maj, op)
+	ok, _, err := gather(ctx, c.fanOutReads(key, pl, true), total, maj, op)
 	rc.Acks = len(ok)
 	return ok, err
 }
@@ -84,7 +84,7 @@ func (c *Coordinator) strongRead(ctx context.Context, key []byte, pl placement) 
 		// Some replica of the majority lacks the newest version: make a
 		// majority hold it before answering, so no later read can see less.
 		c.Stats.StrongWriteBacks.Add(1)
-		req := wire.Request{Op: wire.OpWrite, Partition: pl.partition, Key: key, Object: &merged}
+		req := wire.Request{Op: wire.OpWrite, Partition: pl.partition, Key: key, Object: &merged, Primary: true}
 		if err := c.majorityApply(ctx, pl, req, &rc, "strong read write-back"); err != nil {
 			return Result{Receipt: rc}, c.failed(err, rc)
 		}
@@ -115,7 +115,7 @@ func (c *Coordinator) strongWrite(ctx context.Context, key []byte, pl placement,
 		return Result{Receipt: rc}, err
 	}
 	sw := vclock.StrongWrite{Tag: vclock.Tag{Counter: n, Writer: c.cfg.Actor}, Context: clock, Value: w.Value, Tombstone: w.Delete}
-	req := wire.Request{Op: wire.OpStrongWrite, Partition: pl.partition, Key: key, Strong: &sw}
+	req := wire.Request{Op: wire.OpStrongWrite, Partition: pl.partition, Key: key, Strong: &sw, Primary: true}
 	if err := c.majorityApply(ctx, pl, req, &rc, "strong write"); err != nil {
 		return Result{Receipt: rc}, c.failed(err, rc)
 	}

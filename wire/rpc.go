@@ -38,6 +38,10 @@ const (
 	OpTransferDone
 	// OpPing checks that a node answers.
 	OpPing
+	// OpHolds asks whether a node still holds data of Partition that it
+	// has not handed off to the partition's primaries.
+	OpHolds
+	opEnd
 )
 
 // ClientOp is a client write forwarded to a coordinating primary.
@@ -99,6 +103,10 @@ type Request struct {
 	// SentAt is the sender's wall clock (Unix ns) when it sent a read or
 	// write, for the PBS latency model; never used for ordering.
 	SentAt int64 `msgpack:"t,omitempty"`
+	// Primary asks the replica to answer only if it is one of the
+	// partition's primaries in its own view of the ring (strong operations
+	// count primaries only).
+	Primary bool `msgpack:"pr,omitempty"`
 }
 
 // Response is the envelope of every node-to-node answer.
@@ -130,7 +138,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	if err := msgpack.Unmarshal(b, &r); err != nil {
 		return r, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
-	if r.Op == 0 || r.Op > OpPing {
+	if r.Op == 0 || r.Op >= opEnd {
 		return r, fmt.Errorf("%w: unknown op %d", ErrDecode, r.Op)
 	}
 	if r.Partition < 0 || r.Partition > 1<<16-1 {
