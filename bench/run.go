@@ -50,6 +50,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if wl.Unsupported != "" {
 		res.Skipped = wl.Unsupported
+		logf(cfg.Log, "skipping workload %s: %s", wl.Name, wl.Unsupported)
 		return res, nil
 	}
 

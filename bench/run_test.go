@@ -73,8 +73,8 @@ func (f *fakeStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func fakeConfig(urls ...string) Config {
 	c := DefaultConfig()
 	c.Endpoints = urls
-	c.Records = 200
-	c.Ops = 2000
+	c.Records = 100
+	c.Ops = 300
 	c.Concurrency = 8
 	c.Settle = 0
 	c.Seed = 1

@@ -47,8 +47,8 @@ var workloads = map[string]Workload{
 		Mix: map[Op]float64{OpRead: 0.95, OpInsert: 0.05}, Distribution: Latest},
 	"e": {Name: "e", Description: "short ranges: 95% scans, 5% inserts",
 		Mix: map[Op]float64{OpScan: 0.95, OpInsert: 0.05}, Distribution: Zipfian,
-		Unsupported: "workload e (short range scans) needs a range-scan API, and quorumkv has none " +
-			"(keys are hashed onto the ring, so there is no key order to scan); skipping it"},
+		Unsupported: "its short range scans need a range-scan API, and quorumkv has none " +
+			"(keys are hashed onto the ring, so there is no key order to scan)"},
 	"f": {Name: "f", Description: "read-modify-write: 50% reads, 50% read-modify-writes with the read's context",
 		Mix: map[Op]float64{OpRead: 0.5, OpReadModifyWrite: 0.5}, Distribution: Zipfian},
 }
