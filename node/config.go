@@ -89,6 +89,9 @@ type Config struct {
 	DeadTimeout time.Duration `toml:"dead-timeout"`
 	// FastGossip uses short probe and suspicion intervals (tests, dev).
 	FastGossip bool `toml:"-"`
+	// TransferInterval is how often the node looks for partitions to hand
+	// off after ownership changed. Default 1s.
+	TransferInterval time.Duration `toml:"-"`
 	// Logger; nil discards.
 	Logger *slog.Logger `toml:"-"`
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/quorumkv/quorumkv/ring"
 	"github.com/quorumkv/quorumkv/server"
 	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/transfer"
 	"github.com/quorumkv/quorumkv/transport"
 	"github.com/quorumkv/quorumkv/wire"
 )
@@ -67,10 +68,14 @@ type Node struct {
 	rpc   RPC
 	coord *replication.Coordinator
 	view  ClusterView
-	api   *server.Server
-	ae    atomic.Pointer[antientropy.Service]
-	http  *http.Server
-	httpL net.Listener
+	// coordView is the view the coordinator uses: valid from the start,
+	// it answers "nothing known" until membership is up.
+	coordView *lazyView
+	transfer  *transfer.Service
+	api       *server.Server
+	ae        atomic.Pointer[antientropy.Service]
+	http      *http.Server
+	httpL     net.Listener
 
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
@@ -138,7 +143,12 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 		Incarnation: n.inc, Replicas: cfg.Replicas, Partitions: cfg.Partitions,
 	}
 	view := &lazyView{}
+	n.coordView = view
+	if err = n.newTransfer(); err != nil {
+		return nil, err
+	}
 	rcfg := replication.DefaultConfig()
+	rcfg.Fence = n.transfer
 	rcfg.ID, rcfg.Actor, rcfg.RequestTimeout, rcfg.Logger = cfg.ID, n.actor, cfg.RequestTimeout, n.log
 	rcfg.DisableReadRepair = cfg.DisableReadRepair
 	rcfg.DisableWriteBack = cfg.DisableWriteBack
@@ -194,6 +204,7 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	hc.Window = cfg.HintWindow
 	n.loop(func() { n.coord.RunHandoff(ctx, hc) })
 	n.loop(func() { n.runAntiEntropy(ctx) })
+	n.loop(func() { n.transfer.Run(ctx) })
 	n.ready.Store(true)
 	n.log.Info("node started", "http", httpL.Addr().String(), "rpc", n.rpc.Addr(), "actor", n.actor)
 	return n, nil
@@ -254,6 +265,9 @@ func (n *Node) handleRPC(ctx context.Context, b []byte) ([]byte, error) {
 	if out, ok, err := n.serveAntiEntropy(ctx, req); ok {
 		return out, err
 	}
+	if out, ok, err := n.serveTransfer(ctx, req); ok {
+		return out, err
+	}
 	resp, err := n.coord.HandleRequest(ctx, req)
 	if err != nil {
 		return nil, err
@@ -293,15 +307,12 @@ func (n *Node) Handler() http.Handler { return n.api }
 // Done is closed when the node stopped on its own (after leaving).
 func (n *Node) Done() <-chan struct{} { return n.done }
 
-// Leave is not yet possible without ownership transfer.
-func (n *Node) Leave() error {
-	return errors.New("leave is not available on this node yet")
-}
-
 // Status describes this node and the cluster as it sees it.
 func (n *Node) Status(ctx context.Context) wire.Status {
 	r := n.view.Ring()
-	st := wire.Status{ID: n.cfg.ID, Replicas: n.cfg.Replicas, RingSize: n.cfg.Partitions, Incarnation: n.inc, Transfers: []wire.TransferStatus{}}
+	st := wire.Status{ID: n.cfg.ID, Replicas: n.cfg.Replicas, RingSize: n.cfg.Partitions, Incarnation: n.inc}
+	st.Transfers, st.PartitionsArriving = n.transferStatus()
+	st.Leaving = n.leaving.Load()
 	for _, m := range n.view.Members() {
 		ms := wire.MemberStatus{ID: m.ID, State: string(m.State), Partitions: r.PrimaryCount(m.ID), HTTP: m.HTTPAddr, RPC: m.RPCAddr, Gossip: m.GossipAddr, Zone: m.Zone}
 		if !m.Since.IsZero() {

@@ -54,11 +54,15 @@ type Status struct {
 	Incarnation uint64         `json:"incarnation"`
 	Members     []MemberStatus `json:"members"`
 	// HintsPending counts hints this node holds for other nodes.
-	HintsPending int64             `json:"hints_pending"`
-	HintsByNode  map[string]int64  `json:"hints_by_node,omitempty"`
-	Transfers    []TransferStatus  `json:"transfers"`
-	AntiEntropy  AntiEntropyStatus `json:"anti_entropy"`
-	Keys         int64             `json:"keys"`
+	HintsPending int64            `json:"hints_pending"`
+	HintsByNode  map[string]int64 `json:"hints_by_node,omitempty"`
+	Transfers    []TransferStatus `json:"transfers"`
+	// PartitionsArriving counts partitions this node became a primary of
+	// whose old owners have not finished handing them off.
+	PartitionsArriving int               `json:"partitions_arriving"`
+	Leaving            bool              `json:"leaving,omitempty"`
+	AntiEntropy        AntiEntropyStatus `json:"anti_entropy"`
+	Keys               int64             `json:"keys"`
 }
 
 // MemberStatus is one member in Status.
