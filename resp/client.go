@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quorumkv/quorumkv/replication"
 	"github.com/tidwall/redcon"
@@ -68,6 +70,7 @@ func (c *client) serve() {
 			var pe *protocolError
 			if errors.As(err, &pe) {
 				c.conn.Write(redcon.AppendError(c.out[:0], "ERR "+pe.Error()))
+				c.lingerClose()
 			}
 			return
 		}
@@ -87,6 +90,20 @@ func (c *client) serve() {
 			return
 		}
 	}
+}
+
+// lingerClose half-closes the connection and discards what the client
+// still sends for a moment before the connection is closed, as net/http
+// does: closing with unread input makes TCP send a reset, which can destroy
+// the error reply before the client reads it.
+func (c *client) lingerClose() {
+	cw, ok := c.conn.(interface{ CloseWrite() error })
+	if !ok {
+		return
+	}
+	cw.CloseWrite()
+	c.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	io.CopyN(io.Discard, c.conn, 1<<20)
 }
 
 // runBatch runs the commands of one pipelined batch and appends their

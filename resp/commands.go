@@ -475,7 +475,11 @@ func cmdQGet(c *client, out []byte, args [][]byte) []byte {
 		return c.appendError(out, err)
 	}
 	out = redcon.AppendArray(out, 1+n)
-	out = redcon.AppendBulkString(out, vclock.EncodeContext(res.Context))
+	if len(res.Context) == 0 {
+		out = redcon.AppendBulkString(out, "")
+	} else {
+		out = redcon.AppendBulkString(out, vclock.EncodeContext(res.Context))
+	}
 	for i := range res.Object.Siblings {
 		if sb := &res.Object.Siblings[i]; !sb.Tombstone {
 			out = redcon.AppendBulk(out, sb.Value)

@@ -124,9 +124,9 @@ func (p *reader) fill() error {
 	}
 	if p.w == len(p.buf) {
 		// Only an incomplete command is buffered, and parseOne has
-		// checked that it is no larger than max, so the buffer never
-		// needs to grow past max (plus a header line).
-		limit := p.max + maxLenLine
+		// checked that it is no larger than max (or maxInline), so the
+		// buffer never needs to grow past that (plus a header line).
+		limit := max(p.max, maxInline) + maxLenLine
 		if len(p.buf) >= limit {
 			return &protocolError{"request too large"}
 		}
