@@ -28,8 +28,7 @@ type Store interface {
 	Merge(partition int, key []byte, obj vclock.Object) (vclock.Object, bool, error)
 	Purge(partition int, key []byte, expectHash uint64) (bool, error)
 	ScanHashes(partition int, from []byte, keep func(key []byte) bool, fn func(key []byte, hash uint64) (bool, error)) error
-	SnapshotHashes(fn func(partition int, key []byte, hash uint64) error, then func(at func(partition int, key []byte) (uint64, bool, error)) error) error
-	Locked(partition int, key []byte, fn func(hash uint64, found bool) error) error
+	SnapshotHashes(begin func(), fn func(partition int, key []byte, hash uint64) error) error
 	Tombstones(partition int, fn func(key []byte, obj vclock.Object, mark store.TombstoneMark, marked bool) (store.TombstoneMark, bool, bool, error)) error
 }
 
@@ -235,12 +234,10 @@ type Service struct {
 
 	trees []*Tree
 
-	// building is true until the startup scan has filled the trees.
-	building atomic.Bool
-	// bmu guards dirty and reconciled while building (see build.go).
-	bmu        sync.Mutex
-	dirty      map[partKey]struct{}
-	reconciled map[partKey]struct{}
+	// applying is set when the rebuild's snapshot opens: from then on
+	// OnChange updates the trees. ready is set when the rebuild finished.
+	applying atomic.Bool
+	ready    atomic.Bool
 
 	keys  *limiter
 	bytes *limiter
@@ -260,11 +257,6 @@ type Service struct {
 	roundEnd  time.Time // end of the last finished round
 }
 
-type partKey struct {
-	p   int
-	key string
-}
-
 type peerKey struct {
 	p    int
 	peer string
@@ -277,9 +269,9 @@ type partProgress struct {
 	repaired     int64
 }
 
-// New returns a Service. Its trees start empty and in the building state:
-// call Run (which rebuilds them with one scan of the store first) or Rebuild.
-// Route every store change to OnChange from before Rebuild starts.
+// New returns a Service. Its trees start empty and not ready: call Run
+// (which rebuilds them with one scan of the store first) or Rebuild. Route
+// every store change to OnChange from before Rebuild starts.
 func New(cfg Config, st Store, rings RingSource, tr Transport, up func(id string) bool) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -293,17 +285,15 @@ func New(cfg Config, st Store, rings RingSource, tr Transport, up func(id string
 	}
 	s := &Service{
 		cfg: cfg, st: st, rings: rings, tr: tr, up: up,
-		log:        log.With("component", "antientropy"),
-		trees:      make([]*Tree, cfg.Partitions),
-		dirty:      map[partKey]struct{}{},
-		reconciled: map[partKey]struct{}{},
-		keys:       newLimiter(float64(cfg.KeysPerSec), cfg.Now),
-		bytes:      newLimiter(float64(cfg.BytesPerSec), cfg.Now),
-		scan:       newLimiter(float64(cfg.ScanKeysPerSec), cfg.Now),
-		rng:        rand.New(rand.NewSource(cfg.Seed)),
-		progress:   map[int]*partProgress{},
-		evidence:   map[peerKey]*evidence{},
-		memo:       map[int]map[string]*memoEntry{},
+		log:      log.With("component", "antientropy"),
+		trees:    make([]*Tree, cfg.Partitions),
+		keys:     newLimiter(float64(cfg.KeysPerSec), cfg.Now),
+		bytes:    newLimiter(float64(cfg.BytesPerSec), cfg.Now),
+		scan:     newLimiter(float64(cfg.ScanKeysPerSec), cfg.Now),
+		rng:      rand.New(rand.NewSource(cfg.Seed)),
+		progress: map[int]*partProgress{},
+		evidence: map[peerKey]*evidence{},
+		memo:     map[int]map[string]*memoEntry{},
 	}
 	for p := range s.trees {
 		t, err := NewTreeWithShape(cfg.Shape)
@@ -312,7 +302,6 @@ func New(cfg Config, st Store, rings RingSource, tr Transport, up func(id string
 		}
 		s.trees[p] = t
 	}
-	s.building.Store(true)
 	return s, nil
 }
 
@@ -321,7 +310,7 @@ func (s *Service) Config() Config { return s.cfg }
 
 // Ready reports whether the trees are built, so the node takes part in
 // exchanges.
-func (s *Service) Ready() bool { return !s.building.Load() }
+func (s *Service) Ready() bool { return s.ready.Load() }
 
 // Root returns the root hash of partition p's tree and whether the trees are
 // built. Two replicas of p hold the same versions exactly when their roots

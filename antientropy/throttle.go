@@ -30,23 +30,29 @@ func newLimiter(rate float64, now func() time.Time) *limiter {
 	return &limiter{rate: rate, burst: max(rate/10, 1), now: now, avail: max(rate/10, 1), last: now()}
 }
 
-// wait charges n units and waits until the rate allows them, or ctx ends.
-func (l *limiter) wait(ctx context.Context, n int) error {
+// reserve charges n units and returns how long the caller must wait before
+// using them.
+func (l *limiter) reserve(n int) time.Duration {
 	if l.rate <= 0 || n <= 0 {
-		return nil
+		return 0
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	now := l.now()
 	if el := now.Sub(l.last).Seconds(); el > 0 {
 		l.avail = min(l.burst, l.avail+el*l.rate)
 	}
 	l.last = now
 	l.avail -= float64(n)
-	var d time.Duration
-	if l.avail < 0 {
-		d = time.Duration(-l.avail / l.rate * float64(time.Second))
+	if l.avail >= 0 {
+		return 0
 	}
-	l.mu.Unlock()
+	return time.Duration(-l.avail / l.rate * float64(time.Second))
+}
+
+// wait charges n units and waits until the rate allows them, or ctx ends.
+func (l *limiter) wait(ctx context.Context, n int) error {
+	d := l.reserve(n)
 	if d <= 0 {
 		return nil
 	}

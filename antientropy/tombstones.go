@@ -20,10 +20,13 @@ import (
 //     the sweep first saw that version (a store.TombstoneMark, persisted, so
 //     the grace clock survives restarts).
 //   - At a later sweep, if for every other primary P the last exchange with
-//     P started after the tombstone was noted and did not list its key, then
-//     every primary held this exact version: versions only grow, so the local
-//     copy at E was already the noted one, and P's matched it. The mark
-//     records the moment as Confirmed.
+//     P started after the tombstone was noted and either did not list its
+//     key or listed it as held here only, then no primary holds anything
+//     older: versions only grow, so the local copy at E was already the
+//     noted one, and P's matched it or P had nothing at all for the key (it
+//     was wiped, never got the key, or purged the tombstone already — a peer
+//     with nothing cannot bring an old value back, and it is sent the
+//     tombstone anyway). The mark records the moment as Confirmed.
 //   - Once TombstoneGrace has passed since Confirmed, the sweep purges the
 //     tombstone (store.Purge, which does nothing if the key changed).
 //
@@ -57,15 +60,29 @@ const (
 )
 
 // evidence is the outcome of the last exchange with one peer for one
-// partition.
+// partition: when it started and which keys differed, with the side that
+// held each.
 type evidence struct {
 	start    time.Time
-	diff     map[string]struct{}
+	diff     map[string]Presence
 	overflow bool
 }
 
-func (e *evidence) shows(key []byte, after time.Time) bool {
-	if e == nil || e.overflow || !e.start.After(after) {
+// confirms reports whether an exchange that started after noted showed the
+// peer holding the same versions of key, or nothing for it.
+func (e *evidence) confirms(key []byte, noted time.Time) bool {
+	if e == nil || e.overflow || !e.start.After(noted) {
+		return false
+	}
+	p, differs := e.diff[string(key)]
+	return !differs || p == LocalOnly
+}
+
+// agrees reports whether an exchange that started after t showed the peer
+// holding the same versions of key as this node — for a key this node
+// purged, that the peer holds nothing either.
+func (e *evidence) agrees(key []byte, t time.Time) bool {
+	if e == nil || e.overflow || !e.start.After(t) {
 		return false
 	}
 	_, differs := e.diff[string(key)]
@@ -85,9 +102,9 @@ func (s *Service) noteExchange(p int, peer string, start time.Time, diff Diff) {
 	if len(diff.Keys) > maxEvidenceKeys {
 		ev.overflow = true
 	} else {
-		ev.diff = make(map[string]struct{}, len(diff.Keys))
-		for _, k := range diff.Keys {
-			ev.diff[string(k)] = struct{}{}
+		ev.diff = make(map[string]Presence, len(diff.Keys))
+		for i, k := range diff.Keys {
+			ev.diff[string(k)] = diff.Presence[i]
 		}
 	}
 	now := s.cfg.Now()
@@ -101,7 +118,7 @@ func (s *Service) noteExchange(p int, peer string, start time.Time, diff Diff) {
 	}
 	peers := s.otherPrimaries(p)
 	for key, e := range entries {
-		if !ev.shows([]byte(key), e.purged) {
+		if !ev.agrees([]byte(key), e.purged) {
 			continue
 		}
 		e.cleared[peer] = true
@@ -138,6 +155,7 @@ func (s *Service) otherPrimaries(p int) []string {
 
 // refuse reports whether obj is covered by a tombstone this node purged of
 // key, so merging it would bring the tombstone (or something older) back.
+// Anything newer is let through, and the memo entry is forgotten.
 func (s *Service) refuse(p int, key []byte, obj vclock.Object) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -145,7 +163,15 @@ func (s *Service) refuse(p int, key []byte, obj vclock.Object) bool {
 		return false
 	}
 	e := s.memo[p][string(key)]
-	return e != nil && e.obj.Descends(obj)
+	if e == nil {
+		return false
+	}
+	if e.obj.Descends(obj) {
+		return true
+	}
+	delete(s.memo[p], string(key))
+	s.memoSize--
+	return false
 }
 
 type purgeItem struct {
@@ -203,12 +229,12 @@ func (s *Service) Sweep(ctx context.Context) error {
 }
 
 // seenEverywhere reports whether this node's last exchange with every peer
-// started after noted and found key equal.
+// started after noted and found the peer holding key's versions or nothing.
 func (s *Service) seenEverywhere(p int, peers []string, key []byte, noted time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, peer := range peers {
-		if !s.evidence[peerKey{p, peer}].shows(key, noted) {
+		if !s.evidence[peerKey{p, peer}].confirms(key, noted) {
 			return false
 		}
 	}

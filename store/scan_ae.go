@@ -2,16 +2,15 @@ package store
 
 // This file holds what anti-entropy needs from the store beyond Get, Merge
 // and Purge: scans that yield version hashes (and skip decoding the keys a
-// caller filters out), a consistent snapshot for rebuilding Merkle trees
-// while writes land, and the tombstone marks that carry the purge grace
-// clock across restarts. Marks live under their own prefix:
+// caller filters out), a snapshot for rebuilding Merkle trees while writes
+// land, and the tombstone marks that carry the purge grace clock across
+// restarts. Marks live under their own prefix:
 //
 //	't' | partition (uint16, big endian) | user key  -> msgpack(TombstoneMark)
 
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -68,83 +67,50 @@ func (s *Store) ScanHashes(partition int, from []byte, keep func(key []byte) boo
 	})
 }
 
-// SnapshotHashes reads one consistent snapshot of the store: it calls fn with
-// the partition, key and version hash of every object, then calls then with a
-// lookup into the same snapshot. Anti-entropy rebuilds its trees this way:
-// the lookup tells it what the scan saw for a key that changed during the
-// scan. The key slice passed to fn is only valid during the call.
-func (s *Store) SnapshotHashes(fn func(partition int, key []byte, hash uint64) error, then func(at func(partition int, key []byte) (uint64, bool, error)) error) error {
+// SnapshotHashes reads one consistent snapshot of the store for rebuilding
+// Merkle trees while writes land. It takes every key lock, opens the
+// snapshot and calls begin, then releases the locks and calls fn with the
+// partition, key and version hash of every object in the snapshot. Because
+// a change commits and is reported to OnChange under its key's lock, every
+// change reported before begin is in the snapshot and every change reported
+// after begin is not: a caller that ignores OnChange until begin and applies
+// it from then on, on top of what fn reports, ends with exactly the store's
+// state. The key slice passed to fn is only valid during the call.
+func (s *Store) SnapshotHashes(begin func(), fn func(partition int, key []byte, hash uint64) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	return s.db.View(func(txn *badger.Txn) error {
-		prefix := []byte{prefixObject}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 128})
-		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-			item := it.Item()
-			k := item.Key()
-			if len(k) < 3 {
-				continue
-			}
-			var h uint64
-			if err := item.Value(func(v []byte) error {
-				o, err := decodeObject(v)
-				h = o.Hash()
-				return err
-			}); err != nil {
-				it.Close()
-				return err
-			}
-			if err := fn(int(binary.BigEndian.Uint16(k[1:3])), k[3:], h); err != nil {
-				it.Close()
-				return err
-			}
+	for i := range s.locks {
+		s.locks[i].Lock()
+	}
+	txn := s.db.NewTransaction(false)
+	begin()
+	for i := range s.locks {
+		s.locks[i].Unlock()
+	}
+	defer txn.Discard()
+	prefix := []byte{prefixObject}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 128})
+	defer it.Close()
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		if len(k) < 3 {
+			continue
 		}
-		it.Close()
-		if then == nil {
-			return nil
+		var h uint64
+		if err := item.Value(func(v []byte) error {
+			o, err := decodeObject(v)
+			h = o.Hash()
+			return err
+		}); err != nil {
+			return err
 		}
-		return then(func(partition int, key []byte) (uint64, bool, error) {
-			if err := checkPartition(partition); err != nil {
-				return 0, false, err
-			}
-			item, err := txn.Get(objectKey(partition, key))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				return 0, false, nil
-			}
-			if err != nil {
-				return 0, false, err
-			}
-			var h uint64
-			err = item.Value(func(v []byte) error {
-				o, err := decodeObject(v)
-				h = o.Hash()
-				return err
-			})
-			return h, err == nil, err
-		})
-	})
-}
-
-// Locked calls fn with the current version hash of key while holding the
-// key's write lock: no change of the key commits, and no OnChange call for it
-// runs, until fn returns. fn must not write the key.
-func (s *Store) Locked(partition int, key []byte, fn func(hash uint64, found bool) error) error {
-	if s.closed.Load() {
-		return ErrClosed
+		if err := fn(int(binary.BigEndian.Uint16(k[1:3])), k[3:], h); err != nil {
+			return err
+		}
 	}
-	mu := s.lock(key)
-	mu.Lock()
-	defer mu.Unlock()
-	cur, found, err := s.Get(partition, key)
-	if err != nil {
-		return err
-	}
-	var h uint64
-	if found {
-		h = cur.Hash()
-	}
-	return fn(h, found)
+	return nil
 }
 
 // TombstoneMark is anti-entropy's note about one tombstone: the version hash
