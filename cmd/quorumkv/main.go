@@ -45,6 +45,7 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(serverCmd(), devCmd())
 	root.AddCommand(benchCmd())
+	root.AddCommand(predictCmd())
 	addClientCommands(root)
 	return root
 }
