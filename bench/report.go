@@ -197,6 +197,7 @@ func buildReport(res Result) reportData {
 			ss = append(ss, s)
 		}
 		lo := freshAxisMin(vals)
+		widenEarlier(ss)
 		d.Visibility = template.HTML(lineChart("t-visibility: fresh reads against time since the write was acknowledged", xs,
 			func(x float64) string { return fmtNum(x) + " ms" }, true, ss,
 			"t: delay between the write's acknowledgement and the read (read through another node)", "fresh reads", lo, 1,
@@ -229,6 +230,7 @@ func buildReport(res Result) reportData {
 		}
 		if any {
 			lo := freshAxisMin(vals)
+			widenEarlier(ss)
 			d.AgeCurve = template.HTML(lineChart("Staleness during the workload: fresh reads by time since the key's last acknowledged write", xs,
 				ageLabel, true, ss, "time between the key's last acknowledged write and the read's start (ms, bucket)", "fresh reads", lo, 1, fmtPercent))
 		}

@@ -33,6 +33,17 @@ type series struct {
 	color  string
 	values []float64 // NaN: no value
 	dashed bool
+	// width is the line width; 0 means the default.
+	width float64
+}
+
+// widenEarlier sets decreasing line widths, so that where later series lie
+// on top of earlier ones (several levels all at 100% fresh) the earlier
+// still show at the edges.
+func widenEarlier(ss []series) {
+	for i := range ss {
+		ss[i].width = defaultLineWidth + 1.5*float64(len(ss)-1-i)
+	}
 }
 
 // chart geometry, in SVG user units (the SVG scales to the page width).
@@ -50,6 +61,8 @@ const (
 	legendSwW   = 14
 	legendGap   = 18
 	legendCharW = 7
+
+	defaultLineWidth = 2.25
 )
 
 func esc(s string) string { return html.EscapeString(s) }
@@ -233,10 +246,11 @@ func lineChart(title string, xs []float64, xLabel func(float64) string, categori
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/>`, x, padTop+plotH, x, padTop+plotH+4)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="%d" fill="#333" text-anchor="middle">%s</text>`, x, padTop+plotH+18, fontAxis, esc(xLabel(xs[i])))
 	}
-	for si, s := range ss {
-		// Earlier series are drawn wider, so a line hidden under a later
-		// one (two levels both at 100%) still shows at its edges.
-		width := 2.25 + 1.5*float64(len(ss)-1-si)
+	for _, s := range ss {
+		width := s.width
+		if width == 0 {
+			width = defaultLineWidth
+		}
 		var pts []string
 		for i, v := range s.values {
 			if i >= len(xs) || math.IsNaN(v) {
