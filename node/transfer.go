@@ -151,3 +151,9 @@ func (n *Node) Leave() error {
 	}()
 	return nil
 }
+
+// PendingHandoff lists the partitions this node still has to hand off.
+func (n *Node) PendingHandoff() ([]int, error) { return n.transfer.Pending() }
+
+// TransferStats exposes the ownership-transfer counters.
+func (n *Node) TransferStats() *transfer.Stats { return &n.transfer.Stats }

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,14 +49,18 @@ type Cluster struct {
 	dir  string
 	Net  *transport.Network
 
-	ids  []string
-	ring *ring.Ring
+	ring atomic.Pointer[ring.Ring]
 
 	// mu guards the fields below.
 	mu      sync.Mutex
+	ids     []string
 	nodes   []*node.Node
 	running []bool
 	group   map[string]int
+	// leaving marks nodes that announced their departure (out of the
+	// ring); left marks those that finished leaving.
+	leaving map[string]bool
+	left    map[string]bool
 }
 
 // New starts a cluster and registers its Close with t.Cleanup.
@@ -73,19 +78,13 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 500 * time.Millisecond
 	}
-	c := &Cluster{t: t, opts: opts, dir: t.TempDir(), Net: transport.NewNetwork(opts.Seed), group: map[string]int{}}
+	c := &Cluster{t: t, opts: opts, dir: t.TempDir(), Net: transport.NewNetwork(opts.Seed), group: map[string]int{},
+		leaving: map[string]bool{}, left: map[string]bool{}}
 	c.Net.SetDefaultTimeout(opts.RequestTimeout)
-	var members []ring.Member
 	for i := 0; i < opts.Nodes; i++ {
-		id := "n" + strconv.Itoa(i+1)
-		c.ids = append(c.ids, id)
-		members = append(members, ring.Member{ID: id})
+		c.ids = append(c.ids, "n"+strconv.Itoa(i+1))
 	}
-	r, err := ring.New(members, opts.Partitions, opts.Replicas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.ring = r
+	c.rebuildLocked()
 	c.nodes = make([]*node.Node, opts.Nodes)
 	c.running = make([]bool, opts.Nodes)
 	t.Cleanup(c.Close)
@@ -96,11 +95,61 @@ func New(t testing.TB, opts Options) *Cluster {
 }
 
 // IDs returns the node ids, n1..nN.
-func (c *Cluster) IDs() []string { return slices.Clone(c.ids) }
+func (c *Cluster) IDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.ids)
+}
 
-// Ring is the cluster's ring.
-func (c *Cluster) Ring() *ring.Ring { return c.ring }
+// Ring is the cluster's current ring.
+func (c *Cluster) Ring() *ring.Ring { return c.ring.Load() }
 
+// rebuildLocked recomputes the ring from the members that are neither
+// leaving nor left. Every node sees the new ring at once.
+func (c *Cluster) rebuildLocked() {
+	var members []ring.Member
+	for _, id := range c.ids {
+		if !c.leaving[id] && !c.left[id] {
+			members = append(members, ring.Member{ID: id})
+		}
+	}
+	r, err := ring.New(members, c.opts.Partitions, c.opts.Replicas)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.ring.Store(r)
+}
+
+// AddNode starts one more node, which joins the ring at once, and returns
+// its index.
+func (c *Cluster) AddNode() int {
+	c.t.Helper()
+	c.mu.Lock()
+	i := len(c.ids)
+	c.ids = append(c.ids, "n"+strconv.Itoa(i+1))
+	c.nodes = append(c.nodes, nil)
+	c.running = append(c.running, false)
+	c.rebuildLocked()
+	c.mu.Unlock()
+	c.start(i)
+	return i
+}
+
+// Leave makes node i hand off its data and leave (as `quorumkv leave`
+// does), waits until it is done, and stops it.
+func (c *Cluster) Leave(i int, timeout time.Duration) {
+	c.t.Helper()
+	n := c.Node(i)
+	if err := n.Leave(); err != nil {
+		c.t.Fatalf("leave %s: %v", c.ids[i], err)
+	}
+	select {
+	case <-n.Done():
+	case <-time.After(timeout):
+		c.t.Fatalf("%s did not finish leaving within %s", c.ids[i], timeout)
+	}
+	c.Kill(i)
+}
 func (c *Cluster) start(i int) {
 	c.t.Helper()
 	id := c.ids[i]
@@ -267,9 +316,33 @@ type view struct {
 	self string
 }
 
-func (v *view) Ring() *ring.Ring { return v.c.ring }
+func (v *view) Ring() *ring.Ring { return v.c.Ring() }
 
-func (v *view) Addr(id string) (string, bool) { return id, slices.Contains(v.c.ids, id) }
+func (v *view) Addr(id string) (string, bool) {
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	return id, slices.Contains(v.c.ids, id)
+}
+
+// UpdateMeta applies fn to this node's meta; only Leaving matters here.
+func (v *view) UpdateMeta(fn func(*membership.Meta)) error {
+	m := membership.Meta{ID: v.self}
+	fn(&m)
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	v.c.leaving[v.self] = m.Leaving
+	v.c.rebuildLocked()
+	return nil
+}
+
+// Leave records that this node left.
+func (v *view) Leave(time.Duration) error {
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	v.c.left[v.self] = true
+	v.c.rebuildLocked()
+	return nil
+}
 
 func (v *view) Up(id string) bool {
 	v.c.mu.Lock()
@@ -287,7 +360,10 @@ func (v *view) Members() []membership.Member {
 	var out []membership.Member
 	for i, id := range v.c.ids {
 		st := membership.StateAlive
-		if !v.c.running[i] || v.c.group[id] != v.c.group[v.self] {
+		switch {
+		case v.c.left[id]:
+			st = membership.StateLeft
+		case !v.c.running[i] || v.c.group[id] != v.c.group[v.self]:
 			st = membership.StateDead
 		}
 		out = append(out, membership.Member{Meta: membership.Meta{ID: id, RPCAddr: id}, State: st})
@@ -325,7 +401,7 @@ func (c *Cluster) MerkleRoots(i int) (map[int]uint64, bool) {
 	}
 	out := map[int]uint64{}
 	ready := true
-	for _, p := range c.ring.PartitionsOf(c.ids[i]) {
+	for _, p := range c.Ring().PartitionsOf(c.ids[i]) {
 		root, ok := ae.Root(p)
 		out[p] = root
 		ready = ready && ok
@@ -352,8 +428,8 @@ func (c *Cluster) Converged() (bool, string) {
 		}
 		roots[i] = r
 	}
-	for p := range c.ring.Partitions() {
-		prim := c.ring.Primaries(p)
+	for p := range c.Ring().Partitions() {
+		prim := c.Ring().Primaries(p)
 		first := slices.Index(c.ids, prim[0])
 		for _, id := range prim[1:] {
 			i := slices.Index(c.ids, id)
