@@ -193,6 +193,7 @@ func deleteCmd() *cobra.Command {
 func statusCmd() *cobra.Command {
 	var f clientFlags
 	var asJSON bool
+	var planJoin, planLeave string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster as the node at --endpoint sees it",
@@ -207,6 +208,9 @@ func statusCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if planJoin != "" || planLeave != "" {
+				return printPlan(out, st, planJoin, planLeave)
+			}
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
@@ -239,6 +243,8 @@ func statusCmd() *cobra.Command {
 	}
 	f.register(cmd, false)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
+	cmd.Flags().StringVar(&planJoin, "plan-join", "", "show what adding node ID[@ZONE] would move, without doing it")
+	cmd.Flags().StringVar(&planLeave, "plan-leave", "", "show what node ID leaving would move, without doing it")
 	return cmd
 }
 
