@@ -102,9 +102,12 @@ function renderStatus(st) {
   setKPI("k-members", alive + " / " + members.length, "", down ? down + " suspect or dead" : "alive / known", down ? "warn" : "");
 
   const ringSize = st.ring_size || 1;
+  // Each partition has up to N primaries, so shares are of every primary
+  // slot in the ring, not of the partitions.
+  const slots = Math.max(1, members.reduce((s, m) => s + (m.partitions || 0), 0));
   // Members.
   fillBody("members", members.map((m) => {
-    const share = m.partitions / ringSize;
+    const share = m.partitions / slots;
     const url = memberURL(st, m);
     return h("tr", { class: m.id === st.id ? "self" : "" },
       h("td", {}, url && m.id !== st.id ? h("a", { href: url }, m.id) : m.id, m.id === st.id ? h("span", { class: "pill self", style: "margin-left:8px" }, "this node") : null),
@@ -120,14 +123,14 @@ function renderStatus(st) {
   // Ring ownership.
   const owners = members.filter((m) => m.partitions > 0);
   $("ringbar").replaceChildren(...owners.map((m) => {
-    const pct = (m.partitions / ringSize) * 100;
+    const pct = (m.partitions / slots) * 100;
     return h("div", { style: `width:${pct}%;background:${colorOf(m.id)}`, title: `${m.id}: ${m.partitions} partitions` }, pct > 7 ? m.id : "");
   }));
-  $("ring-hint").textContent = owners.length + " owner" + (owners.length === 1 ? "" : "s") + " · " + fmtInt(ringSize) + " partitions";
+  $("ring-hint").textContent = fmtInt(ringSize) + " partitions × " + Math.round(slots / ringSize) + " primaries · " + owners.length + " owner" + (owners.length === 1 ? "" : "s");
   fillBody("ring-table", owners.map((m) => h("tr", {},
     h("td", {}, h("span", { class: "swatch", style: "background:" + colorOf(m.id) }), m.id),
     h("td", { class: "num" }, fmtInt(m.partitions)),
-    h("td", { class: "num" }, ((m.partitions / ringSize) * 100).toFixed(1) + " %"))), 3, "the ring is empty");
+    h("td", { class: "num" }, ((m.partitions / slots) * 100).toFixed(1) + " %"))), 3, "the ring is empty");
 
   // Hints.
   const hints = st.hints_pending || 0;
@@ -152,7 +155,7 @@ function renderStatus(st) {
   const ae = st.anti_entropy || {};
   const held = ae.partitions_held || 0, covered = ae.partitions_covered || 0;
   const pct = held ? (covered / held) * 100 : 0;
-  setKPI("k-ae", held ? pct.toFixed(0) : "–", held ? "%" : "", held ? fmtInt(covered) + " of " + fmtInt(held) + " partitions" : "no partitions held", held && ae.last_round_finished && pct < 100 ? "warn" : "");
+  setKPI("k-ae", held ? pct.toFixed(0) : "–", held ? "%" : "", held ? fmtInt(covered) + " of " + fmtInt(held) + " held" : "no partitions held", held && ae.last_round_finished && pct < 100 ? "warn" : "");
   $("ae-progress").style.width = pct.toFixed(1) + "%";
   $("ae-progress-label").textContent = ae.last_round_finished
     ? `${fmtInt(covered)} of ${fmtInt(held)} held partitions compared with every other replica in the last round (finished ${fmtAgo(ae.last_round_finished)})`
@@ -160,7 +163,7 @@ function renderStatus(st) {
   $("ae-hint").textContent = ae.interval === "disabled" ? "disabled on this node" : "a round every " + (ae.interval || "–");
   statGrid("ae", [
     ["rounds", fmtInt(ae.rounds)], ["exchanges", fmtInt(ae.exchanges)], ["keys compared", fmtInt(ae.keys_compared)],
-    ["keys repaired", fmtInt(ae.keys_repaired)], ["bytes sent", fmtBytes(ae.bytes_sent)], ["keys on this node", st.keys ? fmtInt(st.keys) : "–"],
+    ["keys repaired", fmtInt(ae.keys_repaired)], ["bytes sent", fmtBytes(ae.bytes_sent)], ["partitions arriving", fmtInt(st.partitions_arriving || 0)],
   ]);
 }
 
@@ -172,7 +175,7 @@ function renderStats(s) {
   const t = s.total || {};
   setKPI("k-rate", fmtNum(t.per_sec || 0), "/s", "last " + s.window_seconds + " s, this node", "");
   const errRate = t.per_sec ? (t.errors_per_sec / t.per_sec) * 100 : 0;
-  setKPI("k-err", fmtNum(t.errors_per_sec || 0), "/s", t.errors ? errRate.toFixed(1) + " % of requests" : "no errors", t.errors_per_sec > 0 ? "bad" : "");
+  setKPI("k-err", fmtNum(t.errors_per_sec || 0), "/s", t.errors ? (errRate < 0.1 ? "< 0.1" : errRate.toFixed(1)) + " % of requests" : "no errors", t.errors_per_sec > 0 ? "bad" : "");
   setKPI("k-p99", t.count ? fmtMs(t.p99_ms) : "–", "", "p50 " + fmtMs(t.p50_ms) + " · p95 " + fmtMs(t.p95_ms), "");
 
   fillBody("requests", (s.requests || []).map((r) => h("tr", {},
