@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -28,6 +29,12 @@ type client struct {
 	rd   *reader
 	out  []byte
 
+	// ctx is the parent of this connection's KV calls: a child of the
+	// server's, so Close cancels it, and per connection, so that calls of
+	// different connections do not contend on one parent context's lock.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	// Connection state. Only the connection's goroutine writes these, and
 	// only between waves, so the goroutines of a wave read them freely.
 	level  replication.Consistency
@@ -43,7 +50,7 @@ type client struct {
 }
 
 func (s *Server) newClient(nc net.Conn) *client {
-	return &client{
+	c := &client{
 		s:      s,
 		conn:   nc,
 		id:     s.nextID.Add(1),
@@ -51,11 +58,14 @@ func (s *Server) newClient(nc net.Conn) *client {
 		level:  s.cfg.DefaultLevel,
 		authed: s.cfg.AuthToken == "",
 	}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	return c
 }
 
 func (c *client) serve() {
 	defer c.s.wg.Done()
 	defer c.s.forget(c)
+	defer c.cancel()
 	defer c.conn.Close()
 	defer func() {
 		// The parser and the batch runner are meant never to panic; if

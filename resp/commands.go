@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -125,14 +126,24 @@ func (c *client) ownKeyValue(k, v []byte) (key, value []byte, err error) {
 	return b[:len(k):len(k)], b[len(k):], nil
 }
 
+// kvContext returns the context of one KV call.
+func (c *client) kvContext() (context.Context, context.CancelFunc) {
+	if c.s.cfg.RequestTimeout > 0 {
+		return context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
+	}
+	return c.ctx, noCancel
+}
+
+func noCancel() {}
+
 func (c *client) get(key []byte, lvl replication.Consistency) (replication.Result, error) {
-	ctx, cancel := c.s.kvContext()
+	ctx, cancel := c.kvContext()
 	defer cancel()
 	return c.s.kv.Get(ctx, key, lvl)
 }
 
 func (c *client) put(key []byte, w replication.Write) (replication.Result, error) {
-	ctx, cancel := c.s.kvContext()
+	ctx, cancel := c.kvContext()
 	defer cancel()
 	return c.s.kv.Put(ctx, key, w)
 }

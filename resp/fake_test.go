@@ -145,3 +145,5 @@ func (f *fakeKV) Put(ctx context.Context, key []byte, w replication.Write) (repl
 	sh.data[string(key)] = next
 	return replication.Result{Object: next, Context: w.Context.With(dot), Receipt: replication.Receipt{Replicas: 3, Acks: 2}}, nil
 }
+
+func writeOf(v string) replication.Write { return replication.Write{Value: []byte(v)} }

@@ -55,6 +55,9 @@ type reader struct {
 	// readErr is an error rd returned along with data; it is reported once
 	// that data has been parsed.
 	readErr error
+	// badFrame is a protocol error found after complete commands of the
+	// same batch; it is reported by the next readBatch.
+	badFrame error
 
 	argv [][]byte
 	cmds []command
@@ -81,6 +84,9 @@ func newReader(rd io.Reader, maxCommand int) *reader {
 func (p *reader) readBatch() ([]command, error) {
 	p.argv = p.argv[:0]
 	p.cmds = p.cmds[:0]
+	if p.badFrame != nil {
+		return nil, p.badFrame
+	}
 	if p.r == p.w {
 		p.r, p.w = 0, 0
 		if len(p.buf) > 4*initialBuffer {
@@ -92,7 +98,13 @@ func (p *reader) readBatch() ([]command, error) {
 		for p.r < p.w {
 			n, err := p.parseOne(p.buf[p.r:p.w])
 			if err != nil {
-				return nil, err
+				if len(p.cmds) == 0 {
+					return nil, err
+				}
+				// Run the commands before the bad frame first, as
+				// Redis does; report the error on the next call.
+				p.badFrame = err
+				break
 			}
 			if n == 0 {
 				break

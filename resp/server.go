@@ -17,8 +17,9 @@ import (
 
 // KV is the key-value service the Redis door fronts; the replication
 // coordinator satisfies it. Both calls may block on replica round trips and
-// must honour ctx. The server may keep using key and value slices it passed
-// after a call returns (they are never reused), and so may the KV.
+// must honour ctx. The key and value slices the server passes are private
+// copies it never touches again, so the KV may keep them after the call
+// returns (for read repair or hints).
 type KV interface {
 	Get(ctx context.Context, key []byte, c replication.Consistency) (replication.Result, error)
 	Put(ctx context.Context, key []byte, w replication.Write) (replication.Result, error)
@@ -177,13 +178,3 @@ func (s *Server) forget(c *client) {
 	s.mu.Unlock()
 	s.open.Add(-1)
 }
-
-// kvContext returns the context of one KV call.
-func (s *Server) kvContext() (context.Context, context.CancelFunc) {
-	if s.cfg.RequestTimeout > 0 {
-		return context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
-	}
-	return s.ctx, noCancel
-}
-
-func noCancel() {}
