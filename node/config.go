@@ -75,6 +75,13 @@ type Config struct {
 	GossipKey string `toml:"gossip-key"`
 	// MaxValueBytes is the largest value accepted. Default 1 MiB.
 	MaxValueBytes int64 `toml:"max-value-bytes"`
+	// MaxConnections bounds the client connections the HTTP listener holds
+	// at once; more wait in the kernel's accept queue. Default 4096; 0
+	// means no limit.
+	MaxConnections int `toml:"max-connections"`
+	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP listener
+	// (behind the bearer token when there is one). Default off.
+	Pprof bool `toml:"pprof"`
 	// Sync makes every replica write wait for fsync (grouped across
 	// concurrent writes). Default false: writes survive a process crash
 	// (kill -9) but not a machine crash.
@@ -108,6 +115,7 @@ func DefaultConfig() Config {
 		Partitions:             ring.DefaultPartitions,
 		AntiEntropyInterval:    time.Minute,
 		MaxValueBytes:          1 << 20,
+		MaxConnections:         4096,
 		RequestTimeout:         2 * time.Second,
 		HintWindow:             3 * time.Hour,
 		AntiEntropyKeysPerSec:  5000,
@@ -175,6 +183,14 @@ func (c Config) Validate() error {
 	}
 	if n != 0 && n != 3 {
 		add("--tls-cert, --tls-key and --tls-ca go together: give all three or none")
+	}
+	for name, f := range map[string]string{"--tls-cert": c.TLSCert, "--tls-key": c.TLSKey, "--tls-ca": c.TLSCA, "--auth-token-file": c.AuthTokenFile} {
+		if _, err := os.Stat(f); f != "" && err != nil {
+			add("%s: %v", name, err)
+		}
+	}
+	if c.MaxConnections < 0 {
+		add("--max-connections %d: must not be negative (0 means no limit)", c.MaxConnections)
 	}
 	if c.GossipKey != "" {
 		k, err := base64.StdEncoding.DecodeString(c.GossipKey)

@@ -76,6 +76,7 @@ type Node struct {
 	ae        atomic.Pointer[antientropy.Service]
 	http      *http.Server
 	httpL     net.Listener
+	ops       ops // TLS, metrics, dashboard (ops.go)
 
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
@@ -106,6 +107,9 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 			n.Close()
 		}
 	}()
+	if err = n.loadTLS(); err != nil {
+		return nil, err
+	}
 
 	scfg := store.DefaultConfig()
 	scfg.Dir, scfg.InMemory, scfg.Sync, scfg.Logger = cfg.DataDir, cfg.InMemory, cfg.Sync, n.log
@@ -124,7 +128,11 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	} else {
 		tcfg := transport.DefaultConfig()
 		tcfg.ListenAddr, tcfg.DefaultTimeout, tcfg.Logger = cfg.RPCAddr, cfg.RequestTimeout, n.log
-		n.rpc, err = transport.ListenTCP(tcfg, handler)
+		tcfg.TLS = n.rpcTLS()
+		var tcp *transport.TCP
+		if tcp, err = transport.ListenTCP(tcfg, handler); err == nil {
+			n.rpc = tcp // not a typed nil in the interface: Close would panic
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rpc: %w", err)
@@ -136,10 +144,11 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 			return nil, fmt.Errorf("http: %w", err)
 		}
 	}
+	httpL = n.wrapHTTP(httpL)
 	n.httpL = httpL
 
 	meta := membership.Meta{
-		ID: cfg.ID, RPCAddr: n.rpc.Addr(), HTTPAddr: httpL.Addr().String(), Scheme: "http", Zone: cfg.Zone,
+		ID: cfg.ID, RPCAddr: n.rpc.Addr(), HTTPAddr: httpL.Addr().String(), Scheme: n.scheme(), Zone: cfg.Zone,
 		Incarnation: n.inc, Replicas: cfg.Replicas, Partitions: cfg.Partitions,
 	}
 	view := &lazyView{}
@@ -180,11 +189,14 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 			return nil, fmt.Errorf("--auth-token-file %s is empty", cfg.AuthTokenFile)
 		}
 	}
+	if err = n.wireOps(&scfgAPI); err != nil {
+		return nil, err
+	}
 	if n.api, err = server.New(scfgAPI, n.coord, n); err != nil {
 		return nil, err
 	}
 	n.http = &http.Server{
-		Handler:           n.api,
+		Handler:           n.browserAuth(n.api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
