@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -49,6 +50,9 @@ type fakeCall struct {
 	ctx   vclock.VV
 	del   bool
 }
+
+// errPanic, injected with setFail, makes the fake panic instead.
+var errPanic = errors.New("panic")
 
 func newFakeKV() *fakeKV {
 	f := &fakeKV{seed: maphash.MakeSeed(), maxSiblings: 100, fail: map[string]error{}, record: true}
@@ -100,6 +104,9 @@ func (f *fakeKV) enter(ctx context.Context, call fakeCall) error {
 	}
 	err := f.fail[call.key]
 	f.mu.Unlock()
+	if err == errPanic {
+		panic("fake KV told to panic on " + call.key)
+	}
 	if f.delay > 0 {
 		t := time.NewTimer(f.delay)
 		defer t.Stop()

@@ -3,9 +3,16 @@ package resp
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"runtime"
 	"strconv"
@@ -884,5 +891,70 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := Listen(bad, newFakeKV()); err == nil {
 		t.Fatal("Listen accepted a bad config")
+	}
+}
+
+func TestPanicInKVIsContained(t *testing.T) {
+	kv := newFakeKV()
+	kv.setFail("boom", errPanic)
+	s := startServer(t, kv, nil)
+	rdb := newRedis(t, s, nil)
+	ctx := ctxT(t)
+	rdb.Set(ctx, "ok", "v", 0)
+	wantErrPrefix(t, rdb.Get(ctx, "boom").Err(), "ERR internal error")
+	wantErrPrefix(t, rdb.MGet(ctx, "a", "b", "boom", "c").Err(), "ERR internal error")
+	pipe := rdb.Pipeline()
+	g1 := pipe.Get(ctx, "ok")
+	g2 := pipe.Get(ctx, "boom")
+	g3 := pipe.Get(ctx, "ok")
+	pipe.Exec(ctx)
+	if g1.Val() != "v" || g3.Val() != "v" || g2.Err() == nil {
+		t.Fatalf("pipelined around a panic: %v %v %v", g1, g2, g3)
+	}
+	if v, err := rdb.Get(ctx, "ok").Result(); err != nil || v != "v" {
+		t.Fatalf("after panics: %q, %v", v, err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "quorumkv test"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	s := startServer(t, newFakeKV(), func(c *Config) {
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	})
+	rdb := newRedis(t, s, func(o *redis.Options) { o.TLSConfig = &tls.Config{RootCAs: pool} })
+	ctx := ctxT(t)
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rdb.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET over TLS = %q, %v", v, err)
+	}
+	// A plain-text client gets nowhere, and the server goes on.
+	r := dialRaw(t, s.Addr())
+	r.send("PING\r\n")
+	if got, err := r.reply(); err == nil && got == "+PONG" {
+		t.Fatal("a plain-text PING was answered on a TLS listener")
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
 	}
 }
