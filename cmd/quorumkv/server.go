@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"reflect"
 	"strings"
+	"syscall"
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
@@ -20,6 +22,7 @@ func serverCmd() *cobra.Command {
 		flags     = node.DefaultConfig()
 		cfgFile   string
 		syncMode  string
+		gossipPro string
 		logLevel  string
 		logFormat string
 	)
@@ -33,8 +36,16 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := node.DefaultConfig()
 			if cfgFile != "" {
-				if err := loadConfigFile(cfgFile, &cfg); err != nil {
+				extra, err := loadConfigFile(cfgFile, &cfg)
+				if err != nil {
 					return err
+				}
+				// Settings that are not node.Config fields: the file sets
+				// them unless the flag was given.
+				for name, dst := range map[string]*string{"sync": &syncMode, "gossip-profile": &gossipPro, "log-level": &logLevel, "log-format": &logFormat} {
+					if v := extra[name]; v != "" && !cmd.Flags().Changed(name) {
+						*dst = v
+					}
 				}
 			}
 			var problems []error
@@ -51,6 +62,14 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 			default:
 				problems = append(problems, fmt.Errorf("--sync %q: use never or always", syncMode))
 			}
+			switch gossipPro {
+			case "lan":
+				cfg.FastGossip = false
+			case "local":
+				cfg.FastGossip = true
+			default:
+				problems = append(problems, fmt.Errorf("--gossip-profile %q: use lan or local", gossipPro))
+			}
 			logger, err := newLogger(logLevel, logFormat)
 			if err != nil {
 				problems = append(problems, err)
@@ -66,11 +85,27 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "quorumkv node %s serving http://%s (rpc %s, gossip %s)\n", cfg.ID, n.HTTPAddr(), n.RPCAddr(), n.GossipAddr())
-			select {
-			case <-cmd.Context().Done():
-				logger.Info("shutting down")
-			case <-n.Done():
+			fmt.Fprintf(os.Stderr, "quorumkv node %s serving %s (rpc %s, gossip %s)\n", cfg.ID, n.URL(), n.RPCAddr(), n.GossipAddr())
+			// SIGHUP reloads the TLS files; SIGTERM and SIGINT (main's
+			// context) shut down gracefully without leaving the ring.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+		wait:
+			for {
+				select {
+				case <-hup:
+					if err := n.ReloadTLS(); errors.Is(err, node.ErrNoTLS) {
+						logger.Info("SIGHUP: nothing to reload", "reason", err)
+					} else if err != nil {
+						logger.Error("SIGHUP", "err", err)
+					}
+				case <-cmd.Context().Done():
+					logger.Info("shutting down: finishing requests in flight, then closing the store (the node keeps its partitions)")
+					break wait
+				case <-n.Done():
+					break wait
+				}
 			}
 			return n.Close()
 		},
@@ -94,10 +129,13 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 	f.StringVar(&flags.AuthTokenFile, "auth-token-file", "", "file holding the bearer token clients must send")
 	f.StringVar(&flags.GossipKey, "gossip-key", "", "base64 gossip encryption key (16, 24 or 32 bytes)")
 	f.Int64Var(&flags.MaxValueBytes, "max-value-bytes", flags.MaxValueBytes, "largest value accepted")
+	f.IntVar(&flags.MaxConnections, "max-connections", flags.MaxConnections, "most client connections held at once (0: no limit)")
+	f.BoolVar(&flags.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the HTTP listener")
 	f.DurationVar(&flags.RequestTimeout, "request-timeout", flags.RequestTimeout, "deadline of every request")
 	f.DurationVar(&flags.HintWindow, "hint-window", flags.HintWindow, "how long hints are kept before anti-entropy takes over")
 	f.DurationVar(&flags.DeadTimeout, "dead-timeout", flags.DeadTimeout, "how long a dead member keeps its partitions")
 	f.StringVar(&syncMode, "sync", "never", "never: acknowledge writes once in the OS page cache (survives kill -9); always: after fsync (grouped)")
+	f.StringVar(&gossipPro, "gossip-profile", "lan", "failure-detection timing: lan (memberlist's LAN defaults, ~5s to suspect a node) or local (one machine: ~1s)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd
@@ -106,7 +144,7 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 // copyFlag copies the Config field whose toml name is flag from src to dst.
 func copyFlag(flag string, dst, src *node.Config) error {
 	switch flag {
-	case "config", "sync", "log-level", "log-format":
+	case "config", "sync", "log-level", "log-format", "gossip-profile":
 		return nil
 	}
 	t := reflect.TypeOf(*dst)
@@ -121,31 +159,29 @@ func copyFlag(flag string, dst, src *node.Config) error {
 
 type fileConfig struct {
 	node.Config
-	Sync string `toml:"sync"`
+	Sync          string `toml:"sync"`
+	GossipProfile string `toml:"gossip-profile"`
+	LogLevel      string `toml:"log-level"`
+	LogFormat     string `toml:"log-format"`
 }
 
-func loadConfigFile(path string, cfg *node.Config) error {
+// loadConfigFile reads a TOML file over cfg and returns the settings that
+// are not node.Config fields, by flag name.
+func loadConfigFile(path string, cfg *node.Config) (map[string]string, error) {
 	fc := fileConfig{Config: *cfg}
 	md, err := toml.DecodeFile(path, &fc)
 	if err != nil {
-		return fmt.Errorf("--config %s: %w", path, err)
+		return nil, fmt.Errorf("--config %s: %w", path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return fmt.Errorf("--config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		return nil, fmt.Errorf("--config %s: unknown keys: %s", path, strings.Join(keys, ", "))
 	}
 	*cfg = fc.Config
-	switch fc.Sync {
-	case "", "never":
-	case "always":
-		cfg.Sync = true
-	default:
-		return fmt.Errorf("--config %s: sync = %q: use never or always", path, fc.Sync)
-	}
-	return nil
+	return map[string]string{"sync": fc.Sync, "gossip-profile": fc.GossipProfile, "log-level": fc.LogLevel, "log-format": fc.LogFormat}, nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
