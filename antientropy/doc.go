@@ -60,9 +60,10 @@
 //     differs or that one side lacks (Diff.Keys), with the side that holds
 //     each (Diff.Presence).
 //
-// A layer above then moves those objects both ways and merges them; merge is a
-// join, so repeating or reordering transfers is harmless, and a write landing
-// mid-exchange at worst costs one extra or one missed key, settled next round.
+// The driver (below) then moves those objects both ways and merges them;
+// merge is a join, so repeating or reordering transfers is harmless, and a
+// write landing mid-exchange at worst costs one extra or one missed key,
+// settled next round.
 //
 // # What a round costs
 //
@@ -77,6 +78,42 @@
 // exchange cost (LevelsWalked, HashesCompared, SegmentsFetched, KeysCompared,
 // RemoteBytes).
 //
-// The package is pure: no network, storage, goroutines or clock. The driver
-// that schedules exchanges and the wire protocol for Replica live above it.
+// # The driver
+//
+// Tree, Compare and TreeReplica are pure: no network, storage, goroutines or
+// clock. Service is the shell around them that a node runs (service.go and
+// the files next to it):
+//
+//   - Trees. One per partition, fed by the store's change hook (OnChange).
+//     At start the trees are rebuilt from one snapshot scan of the store
+//     while writes continue (build.go says why nothing is lost or counted
+//     twice); until then the node answers tree requests with ErrNotReady and
+//     its peers skip it for the round.
+//   - Rounds. Run rebuilds, then loops: a round visits every partition this
+//     node is a primary of, Parallel at a time, in a seeded shuffled order,
+//     and exchanges it with each other primary that membership says is up;
+//     then it pauses Interval (±10%). Both nodes of a pair start exchanges,
+//     so every pair is compared twice a round: the second comparison is
+//     normally one equal root hash, and each node gets first-hand evidence
+//     for its own tombstone purges.
+//   - An exchange. Compare over a remote Replica that speaks OpTreeLevel and
+//     OpSegment (the segment listing comes in pages of SegmentPageKeys, so a
+//     wiped replica's whole partition is never one message), then OpFetch of
+//     the keys that differ or that only the peer has, merged here with the
+//     store's Merge (vclock.Merge, a join: a newer or concurrent version is
+//     never overwritten), then OpMergeBatch of the keys that differ (now
+//     merged) or that only this node has. One exchange leaves both sides
+//     equal. Fetches and pushes come in batches of BatchKeys keys and
+//     BatchBytes bytes.
+//   - Throttle. Objects moved per second (KeysPerSec) and bytes per second
+//     (BytesPerSec) are paced by token buckets that may run into debt, so
+//     answers are charged after they arrive; the tombstone sweep's scan has
+//     its own pace (ScanKeysPerSec).
+//   - Deletes. Every SweepEvery rounds a sweep walks the tombstones, notes
+//     new ones, confirms those this node's exchanges showed on every primary,
+//     and purges those confirmed TombstoneGrace ago (tombstones.go has the
+//     argument; docs/repair.md the operator's view).
+//   - Progress. Stats holds counters for a metrics layer; Status fills
+//     wire.AntiEntropyStatus for /v1/status; Partitions gives the last
+//     exchange of every partition.
 package antientropy
