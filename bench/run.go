@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -106,6 +107,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if sc.Progress == nil {
 			sc.Progress, sc.ProgressBar = cfg.Progress, cfg.ProgressBar
 		}
+		if sc.Log == nil {
+			sc.Log = cfg.Log
+		}
 		sr, err := RunStaleness(ctx, sc)
 		if err != nil {
 			logf(cfg.Log, "staleness measurement failed: %v", err)
@@ -128,7 +132,7 @@ func levelNote(lr LevelResult) string {
 	return fmt.Sprintf(", %d errors, %d stale reads", errs, stale)
 }
 
-func logf(w interface{ Write([]byte) (int, error) }, format string, a ...any) {
+func logf(w io.Writer, format string, a ...any) {
 	if w != nil {
 		fmt.Fprintf(w, "bench: "+format+"\n", a...)
 	}
