@@ -148,24 +148,6 @@ func (c *client) put(key []byte, w replication.Write) (replication.Result, error
 	return c.s.kv.Put(ctx, key, w)
 }
 
-// set is a plain SET: read the key's context at lvl, then write with it, so
-// the new value supersedes every version the read saw. Writes that really
-// are concurrent (another client's SET between this read and this write)
-// still become siblings, never a silent overwrite. At strong the read is
-// skipped: a strong write supersedes by tag and needs no context.
-func (c *client) set(key, value []byte, lvl replication.Consistency) error {
-	w := replication.Write{Value: value, Consistency: lvl}
-	if lvl.Level != replication.Strong {
-		res, err := c.get(key, lvl)
-		if err != nil {
-			return err
-		}
-		w.Context = res.Context
-	}
-	_, err := c.put(key, w)
-	return err
-}
-
 // del is a plain DEL of one key: read it at lvl; if it holds a live value,
 // write a tombstone with the context read, so the tombstone supersedes
 // exactly what was there. It reports whether there was a live value.

@@ -67,14 +67,24 @@
 // client that runs SET k 1 then SET k 2 would find two siblings, and GET k
 // would answer an error. So a plain SET first reads the key at the
 // connection's level and writes with the context it got: the new value
-// supersedes every version that read saw — "the last writer, as this
-// client saw the key, wins". Writes that really are concurrent (another
-// client's SET between this read and this write) still become siblings, as
-// the brief requires: an acknowledged write is never dropped silently. At
-// level strong the read is skipped: a strong write supersedes by tag.
+// supersedes every version that read saw — "the last writer, as this node
+// saw the key, wins". At level strong the read is skipped: a strong write
+// supersedes by tag.
 //
-// The price is a read before each write, so a SET takes two round trips to
-// the replicas (and needs R replicas reachable as well as W). Clients that
+// SETs of one key that are in flight on this node at the same time are
+// ordered by the node rather than raced (see coalesce.go): while one runs,
+// the others wait, and the next round writes the value of the last of them
+// and answers all of them with its outcome, once it is stored at their
+// level. That is what Redis does with concurrent SETs of one key (one wins,
+// the others are overwritten), it keeps redis-benchmark without -r (64
+// clients on one key) from filling the key with siblings, and it costs one
+// read and one write per round however many SETs wait. SETs that are
+// concurrent across nodes, or a SET racing a QSET, stay concurrent writes
+// and become siblings, as the brief requires: an acknowledged write is never
+// dropped silently in favour of one that did not see it.
+//
+// The price of reading first is a second round trip to the replicas per
+// SET, and a SET needs R replicas reachable as well as W. Clients that
 // manage versions themselves use QSET, which writes in one round trip.
 //
 // DEL likewise reads each key and, only if it holds a live value, writes a

@@ -34,6 +34,7 @@ type Server struct {
 	ln    net.Listener
 	start time.Time
 	seed  maphash.Seed
+	sets  *coalescer
 
 	// ctx is the parent of every KV call; Close cancels it so that calls
 	// under way return and their connections can finish.
@@ -86,6 +87,7 @@ func Listen(cfg Config, kv KV) (*Server, error) {
 		ln:    ln,
 		start: time.Now(),
 		seed:  maphash.MakeSeed(),
+		sets:  newCoalescer(),
 		conns: make(map[*client]struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
