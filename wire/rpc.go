@@ -135,6 +135,9 @@ func Encode(v any) ([]byte, error) { return msgpack.Marshal(v) }
 // DecodeRequest parses a Request and checks its operation.
 func DecodeRequest(b []byte) (Request, error) {
 	var r Request
+	if err := checkLengths(b); err != nil {
+		return r, err
+	}
 	if err := msgpack.Unmarshal(b, &r); err != nil {
 		return r, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
@@ -150,6 +153,9 @@ func DecodeRequest(b []byte) (Request, error) {
 // DecodeResponse parses a Response.
 func DecodeResponse(b []byte) (Response, error) {
 	var r Response
+	if err := checkLengths(b); err != nil {
+		return r, err
+	}
 	if err := msgpack.Unmarshal(b, &r); err != nil {
 		return r, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
