@@ -211,7 +211,7 @@ func (r Result) WriteSummary(w io.Writer) error {
 		return err
 	}
 	var b strings.Builder
-	where := "embedded 3-node cluster"
+	where := fmt.Sprintf("embedded %d-node cluster", len(r.Endpoints))
 	if !r.Embedded {
 		where = strings.Join(r.Endpoints, ",")
 	}
