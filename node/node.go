@@ -21,6 +21,7 @@ import (
 	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/membership"
 	"github.com/quorumkv/quorumkv/replication"
+	"github.com/quorumkv/quorumkv/resp"
 	"github.com/quorumkv/quorumkv/ring"
 	"github.com/quorumkv/quorumkv/server"
 	"github.com/quorumkv/quorumkv/store"
@@ -72,6 +73,7 @@ type Node struct {
 	// it answers "nothing known" until membership is up.
 	coordView *lazyView
 	transfer  *transfer.Service
+	resp      *resp.Server
 	api       *server.Server
 	ae        atomic.Pointer[antientropy.Service]
 	http      *http.Server
@@ -194,6 +196,9 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	}
 	if n.api, err = server.New(scfgAPI, n.coord, n); err != nil {
 		return nil, err
+	}
+	if err = n.startRESP(scfgAPI.AuthToken); err != nil {
+		return nil, fmt.Errorf("--resp: %w", err)
 	}
 	n.http = &http.Server{
 		Handler:           n.browserAuth(n.api),
@@ -355,6 +360,9 @@ func (n *Node) Close() error {
 			cancel()
 		} else if n.httpL != nil {
 			n.httpL.Close()
+		}
+		if n.resp != nil {
+			errs = append(errs, n.resp.Close())
 		}
 		if n.cancel != nil {
 			n.cancel()

@@ -147,6 +147,12 @@ type Write struct {
 	// supersedes exactly the versions it covers.
 	Context     vclock.VV
 	Consistency Consistency
+	// Overwrite makes the write supersede every version the coordinating
+	// replica holds, as if the client had sent that replica's context (the
+	// Redis SET semantics). Writes to one key on one coordinator are
+	// serialised, so they replace each other in order; writes coordinated
+	// concurrently elsewhere still become siblings. Ignored at strong.
+	Overwrite bool
 }
 
 // Stats are counters a metrics layer can export.
@@ -490,7 +496,7 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, w Write) (Result, err
 	}
 	need := w.Consistency.Needed(len(pl.primaries))
 	if c.isPrimary(pl) {
-		return c.coordinateWrite(ctx, key, pl, w.Value, w.Delete, w.Context, need)
+		return c.coordinateWrite(ctx, key, pl, w, need)
 	}
 	return c.forwardWrite(ctx, key, pl, w, need)
 }
@@ -515,7 +521,7 @@ func (c *Coordinator) forwardWrite(ctx context.Context, key []byte, pl placement
 	for _, node := range order {
 		dl, _ := ctx.Deadline()
 		req := wire.Request{Op: wire.OpCoordinate, Partition: pl.partition, Key: key, Client: &wire.ClientOp{
-			Delete: w.Delete, Value: w.Value, Context: w.Context, W: need, TimeoutMs: time.Until(dl).Milliseconds(),
+			Delete: w.Delete, Value: w.Value, Context: w.Context, Overwrite: w.Overwrite, W: need, TimeoutMs: time.Until(dl).Milliseconds(),
 		}}
 		resp, err := c.call(ctx, node, req)
 		if err != nil {
@@ -550,15 +556,19 @@ func (c *Coordinator) forwardWrite(ctx context.Context, key []byte, pl placement
 
 // coordinateWrite applies a write locally, as one of the key's primaries,
 // and replicates the result.
-func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placement, value []byte, del bool, vctx vclock.VV, need int) (Result, error) {
+func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placement, w Write, need int) (Result, error) {
 	ctx, cancel := c.requestCtx(ctx)
 	defer cancel()
 	total := len(pl.primaries)
 	rc := Receipt{Replicas: total}
 	var dot vclock.Dot
+	vctx := w.Context
 	obj, err := c.st.Update(pl.partition, key, func(cur vclock.Object, _ bool) (vclock.Object, bool, error) {
+		if w.Overwrite {
+			vctx = cur.Clock.Join(w.Context)
+		}
 		var next vclock.Object
-		next, dot = cur.Update(c.cfg.Actor, vctx, value, del)
+		next, dot = cur.Update(c.cfg.Actor, vctx, w.Value, w.Delete)
 		if n := len(next.Siblings); n > c.cfg.MaxSiblings {
 			return cur, false, fmt.Errorf("%w: key would have %d siblings, the limit is %d; read the key and write with its context to resolve them", ErrTooManySiblings, n, c.cfg.MaxSiblings)
 		} else if n >= c.cfg.WarnSiblings {
@@ -746,7 +756,7 @@ func (c *Coordinator) handleCoordinate(ctx context.Context, req wire.Request) (w
 	}
 	pl := c.place(req.Key)
 	pl.partition = req.Partition
-	res, err := c.coordinateWrite(ctx, req.Key, pl, op.Value, op.Delete, op.Context, op.W)
+	res, err := c.coordinateWrite(ctx, req.Key, pl, Write{Value: op.Value, Delete: op.Delete, Context: op.Context, Overwrite: op.Overwrite}, op.W)
 	cr := &wire.ClientResult{Object: res.Object, Context: res.Context, Replicas: res.Receipt.Replicas, Acks: res.Receipt.Acks, Fallbacks: res.Receipt.Fallbacks}
 	if err != nil {
 		cr.Message = err.Error()

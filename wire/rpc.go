@@ -49,6 +49,8 @@ type ClientOp struct {
 	Delete  bool      `msgpack:"d,omitempty"`
 	Value   []byte    `msgpack:"v,omitempty"`
 	Context vclock.VV `msgpack:"x,omitempty"`
+	// Overwrite supersedes everything the coordinator holds (Redis SET).
+	Overwrite bool `msgpack:"o,omitempty"`
 	// W is the number of acknowledgements the client asked for.
 	W int `msgpack:"w"`
 	// TimeoutMs is what is left of the client's deadline.
