@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/quorumkv/quorumkv/client"
 	"github.com/quorumkv/quorumkv/internal/clustertest"
+	"github.com/quorumkv/quorumkv/replication"
 )
 
 var (
@@ -184,4 +186,39 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 	clustertest.WaitFor(t, 10*time.Second, "goroutines to drain", func() bool {
 		return runtime.NumGoroutine() <= before+2
 	})
+}
+
+// TestOverwriteSerialisesOnOneCoordinator: Overwrite writes (Redis SET)
+// coordinated by one node replace each other in order, leaving no
+// siblings, while a plain write without context still makes one.
+func TestOverwriteSerialisesOnOneCoordinator(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 9})
+	ctx := clustertest.Ctx(t, 30*time.Second)
+	coord := c.Node(0).Coordinator()
+	key := []byte("hot")
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if _, err := coord.Put(ctx, key, replication.Write{Value: []byte(fmt.Sprint(w, "-", i)), Overwrite: true}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res, err := coord.Get(ctx, key, replication.Consistency{Level: replication.All})
+	if err != nil || len(res.Object.Live()) != 1 {
+		t.Fatalf("after 320 overwrites: %v, %d live versions, want 1", err, len(res.Object.Live()))
+	}
+	if _, err := coord.Put(ctx, key, replication.Write{Value: []byte("blind")}); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = coord.Get(ctx, key, replication.Consistency{Level: replication.All})
+	if len(res.Object.Live()) != 2 {
+		t.Fatalf("a write without context must be a sibling, got %d versions", len(res.Object.Live()))
+	}
 }
