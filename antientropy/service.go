@@ -56,8 +56,9 @@ type Config struct {
 	Partitions int
 	// Shape is the tree shape, cluster-wide. Default DefaultShape().
 	Shape Shape
-	// Interval is the pause between the end of one round and the start of
-	// the next (jittered by ±10% so nodes drift apart). Default 1m.
+	// Interval is the pause before the first round and between the end of
+	// one round and the start of the next (jittered by ±10% so nodes drift
+	// apart). Default 1m.
 	Interval time.Duration
 	// Disabled keeps the trees current and answers peers, but never starts
 	// an exchange or a tombstone sweep (a negative control for the
@@ -352,7 +353,13 @@ func (s *Service) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	// The first round, too, waits an interval: `--anti-entropy-interval 1h`
+	// then means no exchange for an hour, restarts included, and nodes
+	// started together drift apart.
 	for round := 1; ; round++ {
+		if !s.pause(ctx, s.jitter(s.cfg.Interval)) {
+			return nil
+		}
 		s.Round(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -361,9 +368,6 @@ func (s *Service) Run(ctx context.Context) error {
 			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("tombstone sweep failed", "err", err)
 			}
-		}
-		if !s.pause(ctx, s.jitter(s.cfg.Interval)) {
-			return nil
 		}
 	}
 }

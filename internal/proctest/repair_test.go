@@ -102,10 +102,10 @@ func agreement(ctx context.Context, cl *client.Client, key string, deleted bool)
 	return ""
 }
 
-// waitAgreement polls agreement for every key (re-checking only those that
-// still disagree) until all agree or timeout passes.
-func waitAgreement(t *testing.T, cl *client.Client, keys []string, deleted map[string]bool, timeout time.Duration) {
-	t.Helper()
+// agreeWithin polls agreement for every key (re-checking only those that
+// still disagree) until all agree, or reports how far it got when timeout
+// passes.
+func agreeWithin(cl *client.Client, keys []string, deleted map[string]bool, timeout time.Duration) (bool, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
 	defer cancel()
 	deadline := time.Now().Add(timeout)
@@ -120,13 +120,20 @@ func waitAgreement(t *testing.T, cl *client.Client, keys []string, deleted map[s
 			}
 		}
 		if len(still) == 0 {
-			return
+			return true, ""
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d keys still differ after %s, e.g. %s", len(still), len(keys), timeout, why)
+			return false, fmt.Sprintf("%d of %d keys still differ after %s, e.g. %s", len(still), len(keys), timeout, why)
 		}
 		pending = still
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func waitAgreement(t *testing.T, cl *client.Client, keys []string, deleted map[string]bool, timeout time.Duration) {
+	t.Helper()
+	if ok, why := agreeWithin(cl, keys, deleted, timeout); !ok {
+		t.Fatal(why)
 	}
 }
 
@@ -183,6 +190,36 @@ func TestRealProcessesRepairAfterKill(t *testing.T) {
 	st, err := cl.At(2).Status(ctx)
 	if err != nil || st.AntiEntropy.KeysRepaired < 900 {
 		t.Fatalf("n3 status %+v, err %v: want anti-entropy to have repaired its ~1,000 missed keys", st.AntiEntropy, err)
+	}
+}
+
+// The negative control: with anti-entropy an hour apart (and no reads, so
+// no read repair), the killed replica stays behind and the check fails.
+func TestRealProcessesNoRepairNegativeControl(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	c := proctest.Start(t, proctest.Options{Nodes: 3, Args: []string{"--anti-entropy-interval", "1h"}})
+	cl := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c.Kill(2)
+	var keys []string
+	for i := range 200 {
+		keys = append(keys, fmt.Sprintf("k%03d", i))
+	}
+	each(t, len(keys), func(i int) error {
+		_, err := cl.At(i%2).Put(ctx, []byte(keys[i]), []byte("v"), client.Options{Consistency: "quorum"})
+		return err
+	})
+	start := time.Now()
+	c.Restart(2)
+	c.WaitMembers(3, 30*time.Second)
+	t.Logf("n3 back after %s", time.Since(start))
+	if ok, why := agreeWithin(cl, keys, nil, 5*time.Second); ok {
+		t.Fatal("replicas agree with anti-entropy off: the agreement check cannot fail")
+	} else {
+		t.Logf("as expected: %s", why)
 	}
 }
 
