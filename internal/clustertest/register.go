@@ -1,12 +1,14 @@
 package clustertest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -266,7 +268,7 @@ func CheckLinearizable(ops []fault.Op, timeout time.Duration, dir string) Verdic
 	}
 	slices.Sort(keys)
 	illegal := func(h []fault.Op) bool {
-		return fault.CheckRegister(h, 2*time.Second).Result == porcupine.Illegal
+		return fault.CheckRegister(h, time.Second).Result == porcupine.Illegal
 	}
 	for _, k := range keys {
 		h := byKey[k]
@@ -278,7 +280,7 @@ func CheckLinearizable(ops []fault.Op, timeout time.Duration, dir string) Verdic
 		if single := withoutSiblingReads(h); illegal(single) {
 			h = single
 		}
-		v.Key, v.Minimal = k, minimize(h, illegal, 10*time.Second)
+		v.Key, v.Minimal = k, minimize(h, illegal, 5*time.Second)
 		break
 	}
 	return v
@@ -294,44 +296,82 @@ func withoutSiblingReads(ops []fault.Op) []fault.Op {
 	return out
 }
 
-// minimize removes operations from h while illegal still holds (ddmin's
-// complement step), until no single operation can go or budget passes. It
-// removes only what cannot make a legal history illegal by itself: reads,
-// and writes whose value no remaining read returned. (Dropping a write
-// that a read saw, or a delete, could make the read impossible on its own.)
+// minimize shrinks an illegal history h to a few operations that are still
+// illegal. It first cuts h to the shortest window of operations (by
+// invocation) that is illegal, then removes operations one chunk at a
+// time (ddmin's complement step) until none can go or budget passes.
+//
+// It removes only what cannot make a legal history illegal by itself: a
+// read, a write no remaining read returned, and a delete when no remaining
+// read found the key absent. Adding operations to an illegal history never
+// makes it legal, so "the window plus the writes its reads returned (and
+// the deletes, if a read found nothing) is illegal" is monotone in the
+// window's ends, and both ends are found by binary search.
 func minimize(h []fault.Op, illegal func([]fault.Op) bool, budget time.Duration) []fault.Op {
+	h = slices.Clone(h)
+	slices.SortStableFunc(h, func(a, b fault.Op) int { return cmp.Compare(a.Call, b.Call) })
+	// closure is h[lo:hi] plus the writes its reads returned and the
+	// deletes that began before its last read that found the key absent
+	// returned, in h's order.
+	closure := func(lo, hi int) []fault.Op {
+		need := map[string]bool{}
+		lastAbsent := int64(-1)
+		for _, op := range h[lo:hi] {
+			if op.Kind == "read" && op.Outcome == fault.OutcomeOK {
+				for _, v := range op.Values {
+					need[v] = true
+				}
+				if len(op.Values) == 0 {
+					lastAbsent = max(lastAbsent, op.Return)
+				}
+			}
+		}
+		var out []fault.Op
+		for i, op := range h {
+			if (i >= lo && i < hi) || (op.Kind == "write" && need[op.Value]) || (op.Kind == "delete" && op.Call < lastAbsent) {
+				out = append(out, op)
+			}
+		}
+		return out
+	}
+	// The shortest illegal prefix, then the latest start that keeps it
+	// illegal.
+	end := min(sort.Search(len(h), func(n int) bool { return illegal(closure(0, n+1)) })+1, len(h))
+	begin := max(sort.Search(end, func(s int) bool { return !illegal(closure(s, end)) })-1, 0)
+	h = closure(begin, end)
+
+	// A candidate keeps the write of every value its reads returned, and
+	// every delete that began before one of its reads found the key absent.
 	wellFormed := func(cand []fault.Op) bool {
-		written := map[string]bool{}
+		lastAbsent := int64(-1)
 		deletes := 0
 		for _, op := range cand {
 			switch op.Kind {
-			case "write":
-				written[op.Value] = true
 			case "delete":
 				deletes++
-			}
-		}
-		for _, op := range h {
-			if op.Kind == "delete" {
-				deletes--
-			}
-		}
-		if deletes != 0 {
-			return false
-		}
-		for _, op := range cand {
-			if op.Kind == "read" && op.Outcome == fault.OutcomeOK {
+			case "read":
+				if op.Outcome != fault.OutcomeOK {
+					continue
+				}
+				if len(op.Values) == 0 {
+					lastAbsent = max(lastAbsent, op.Return)
+				}
 				for _, v := range op.Values {
-					if !written[v] {
+					if !writtenIn(cand, v) {
 						return false
 					}
 				}
 			}
 		}
+		for _, op := range h {
+			if op.Kind == "delete" && op.Call < lastAbsent && !slices.ContainsFunc(cand, func(c fault.Op) bool {
+				return c.Kind == "delete" && c.Client == op.Client && c.Call == op.Call
+			}) {
+				return false
+			}
+		}
 		return true
 	}
-	orig := illegal
-	illegal = func(cand []fault.Op) bool { return wellFormed(cand) && orig(cand) }
 	deadline := time.Now().Add(budget)
 	n := 2
 	for len(h) >= 2 && time.Now().Before(deadline) {
@@ -339,7 +379,7 @@ func minimize(h []fault.Op, illegal func([]fault.Op) bool, budget time.Duration)
 		removed := false
 		for start := 0; start < len(h) && time.Now().Before(deadline); start += chunk {
 			cand := append(slices.Clone(h[:start]), h[min(start+chunk, len(h)):]...)
-			if illegal(cand) {
+			if wellFormed(cand) && illegal(cand) {
 				h, removed = cand, true
 				n = max(n-1, 2)
 				break
@@ -353,6 +393,10 @@ func minimize(h []fault.Op, illegal func([]fault.Op) bool, budget time.Duration)
 		}
 	}
 	return h
+}
+
+func writtenIn(ops []fault.Op, v string) bool {
+	return slices.ContainsFunc(ops, func(op fault.Op) bool { return op.Kind == "write" && op.Value == v })
 }
 
 // FormatOps renders a history one operation per line, times in ms since
