@@ -842,9 +842,31 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 			io.WriteString(c, "*3\r\n$3\r\nSET\r\n") // half a frame
 		}
 	}
+	// Two SETs of one key: one leads a round stuck in the KV, the other
+	// waits in the key's chain.
+	for range 2 {
+		c, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		io.WriteString(c, "SET hot v\r\n")
+	}
+	waiting := func() int {
+		sh := s.sets.shard([]byte("hot"))
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if ch := sh.chains["hot"]; ch != nil {
+			return len(ch.pending)
+		}
+		return 0
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for kv.inflight.Load() < 3*4 && time.Now().Before(deadline) {
+	for (kv.inflight.Load() < 3*5+1 || waiting() < 1) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
+	}
+	if kv.inflight.Load() < 3*5+1 || waiting() < 1 {
+		t.Fatalf("set-up: %d KV calls in flight, %d SETs waiting", kv.inflight.Load(), waiting())
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Close() }()
@@ -867,13 +889,33 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 
 func waitGoroutines(t *testing.T, base int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	if err := goroutinesBackTo(base, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// goroutinesBackTo waits until at most base goroutines run.
+func goroutinesBackTo(base int, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	for runtime.NumGoroutine() > base {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+			return fmt.Errorf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// TestLeakCheckControl is the negative control of the leak check: a
+// goroutine left behind must be seen.
+func TestLeakCheckControl(t *testing.T) {
+	base := runtime.NumGoroutine()
+	stop := make(chan struct{})
+	go func() { <-stop }()
+	defer close(stop)
+	if err := goroutinesBackTo(base, 50*time.Millisecond); err == nil {
+		t.Fatal("the leak check did not see a goroutine left behind")
 	}
 }
 
