@@ -279,6 +279,9 @@ func (n *Node) handleRPC(ctx context.Context, b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := n.checkRequest(req); err != nil {
+		return nil, err
+	}
 	if out, ok, err := n.serveAntiEntropy(ctx, req); ok {
 		return out, err
 	}

@@ -414,3 +414,14 @@ func (n *Node) authRequired() bool { return n.cfg.AuthTokenFile != "" }
 
 // URL is the client API's base URL, e.g. https://10.0.0.5:8080.
 func (n *Node) URL() string { return n.scheme() + "://" + n.HTTPAddr() }
+
+// checkRequest refuses node-to-node requests that no correct peer sends,
+// before any handler sees them: wire.DecodeRequest accepts any partition
+// up to 65535, but the ring has cfg.Partitions, and the handlers index by
+// partition.
+func (n *Node) checkRequest(req wire.Request) error {
+	if req.Partition >= n.cfg.Partitions {
+		return fmt.Errorf("%w: partition %d, the ring has %d", wire.ErrDecode, req.Partition, n.cfg.Partitions)
+	}
+	return nil
+}
