@@ -34,6 +34,7 @@ type fakeKV struct {
 	record bool
 
 	gets, puts        atomic.Int64
+	mostSiblings      atomic.Int64 // the most live siblings any write left
 	inflight, maxSeen atomic.Int64
 }
 
@@ -150,6 +151,9 @@ func (f *fakeKV) Put(ctx context.Context, key []byte, w replication.Write) (repl
 		return replication.Result{}, fmt.Errorf("%w: key would have %d siblings, the limit is %d; read the key and write with its context to resolve them", replication.ErrTooManySiblings, len(next.Siblings), f.maxSiblings)
 	}
 	sh.data[string(key)] = next
+	if n := int64(len(next.Live())); n > f.mostSiblings.Load() {
+		f.mostSiblings.Store(n) // under the shard lock; racy across shards, fine for tests
+	}
 	return replication.Result{Object: next, Context: w.Context.With(dot), Receipt: replication.Receipt{Replicas: 3, Acks: 2}}, nil
 }
 
