@@ -511,13 +511,12 @@ func TestPipelineKeepsOrder(t *testing.T) {
 	t.Errorf("no pipelined GET ran at the level set inside the pipeline")
 }
 
-func TestPipelineConcurrencyIsFaster(t *testing.T) {
+func TestPipelinedCommandsOverlap(t *testing.T) {
 	kv := newFakeKV()
-	kv.delay = 5 * time.Millisecond
+	kv.delay = 20 * time.Millisecond
 	s := startServer(t, kv, nil)
 	rdb := newRedis(t, s, nil)
 	ctx := ctxT(t)
-	start := time.Now()
 	pipe := rdb.Pipeline()
 	for i := range 64 {
 		pipe.Get(ctx, "k"+strconv.Itoa(i))
@@ -525,9 +524,22 @@ func TestPipelineConcurrencyIsFaster(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		t.Fatal(err)
 	}
-	// One at a time this takes 64 × 5ms = 320ms; in waves of 32, ~10ms.
-	if el := time.Since(start); el > 200*time.Millisecond {
-		t.Errorf("64 pipelined GETs with a 5ms KV took %v; they did not overlap", el)
+	// In waves of Concurrency (32) the KV sees many calls at once; one
+	// at a time it would see one.
+	if n := kv.maxSeen.Load(); n < 16 {
+		t.Errorf("64 pipelined GETs: at most %d KV calls at once, want ≥ 16", n)
+	}
+	// With Concurrency 1 they run one by one (the control).
+	kv2 := newFakeKV()
+	kv2.delay = time.Millisecond
+	s2 := startServer(t, kv2, func(c *Config) { c.Concurrency = 1 })
+	pipe = newRedis(t, s2, nil).Pipeline()
+	for i := range 16 {
+		pipe.Get(ctx, "k"+strconv.Itoa(i))
+	}
+	pipe.Exec(ctx)
+	if n := kv2.maxSeen.Load(); n != 1 {
+		t.Errorf("with Concurrency 1, %d KV calls at once", n)
 	}
 }
 
@@ -819,7 +831,7 @@ func TestObserve(t *testing.T) {
 }
 
 func TestCloseLeavesNoGoroutine(t *testing.T) {
-	base := runtime.NumGoroutine()
+	waitNoServerGoroutines(t, 5*time.Second) // earlier tests' servers are closed
 	kv := newFakeKV()
 	kv.delay = time.Hour // commands under way at Close must be cancelled
 	cfg := DefaultConfig()
@@ -881,42 +893,61 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+	// Close has waited for every goroutine of the server (they may still
+	// be returning from their last deferred call), even before the
+	// clients hang up.
+	waitNoServerGoroutines(t, time.Second)
 	for _, c := range conns {
 		c.Close()
 	}
-	waitGoroutines(t, base)
 }
 
-func waitGoroutines(t *testing.T, base int) {
-	t.Helper()
-	if err := goroutinesBackTo(base, 5*time.Second); err != nil {
-		t.Fatal(err)
+// serverGoroutines returns the stacks of goroutines running this package's
+// server code.
+func serverGoroutines() []string {
+	buf := make([]byte, 8<<20)
+	var found []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "quorumkv/resp.(*Server)") || strings.Contains(g, "quorumkv/resp.(*client)") {
+			found = append(found, g)
+		}
 	}
+	return found
 }
 
-// goroutinesBackTo waits until at most base goroutines run.
-func goroutinesBackTo(base int, wait time.Duration) error {
+// waitNoServerGoroutines fails unless every server goroutine ends in time.
+func waitNoServerGoroutines(t *testing.T, wait time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(wait)
-	for runtime.NumGoroutine() > base {
+	for {
+		left := serverGoroutines()
+		if len(left) == 0 {
+			return
+		}
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			return fmt.Errorf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+			t.Fatalf("%d server goroutines left:\n%s", len(left), strings.Join(left, "\n\n"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
 }
 
-// TestLeakCheckControl is the negative control of the leak check: a
-// goroutine left behind must be seen.
+// TestLeakCheckControl is the negative control of the leak check: a server
+// that is not closed must be seen.
 func TestLeakCheckControl(t *testing.T) {
-	base := runtime.NumGoroutine()
-	stop := make(chan struct{})
-	go func() { <-stop }()
-	defer close(stop)
-	if err := goroutinesBackTo(base, 50*time.Millisecond); err == nil {
-		t.Fatal("the leak check did not see a goroutine left behind")
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	s, err := Listen(cfg, newFakeKV())
+	if err != nil {
+		t.Fatal(err)
 	}
+	r := dialRaw(t, s.Addr())
+	r.send("PING\r\n")
+	r.mustReply()
+	if n := len(serverGoroutines()); n < 2 {
+		t.Errorf("the leak check sees %d goroutines of a running server with a client, want ≥ 2", n)
+	}
+	s.Close()
+	waitNoServerGoroutines(t, 5*time.Second)
 }
 
 func TestConfigValidate(t *testing.T) {
