@@ -23,7 +23,7 @@ type EmbeddedCluster struct {
 }
 
 // embeddedReadyTimeout bounds the wait for every node to see every other.
-const embeddedReadyTimeout = 30 * time.Second
+const embeddedReadyTimeout = time.Minute
 
 // StartEmbedded starts n nodes and waits until every node sees all n alive
 // and holding partitions.

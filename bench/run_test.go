@@ -197,11 +197,18 @@ func TestShortBenchOnEmbeddedCluster(t *testing.T) {
 	sc.Trials = 8
 	sc.Delays = []time.Duration{0, 5 * time.Millisecond}
 	cfg.Staleness = &sc
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// A safety net only: on an idle machine the run takes a few seconds,
+	// on this shared one under heavy load it has taken a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	start := time.Now()
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Logf("run took %s", time.Since(start).Round(time.Millisecond))
+	if res.Interrupted {
+		t.Fatalf("the run was cut short by the test's deadline after %s", time.Since(start))
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bench.json")
