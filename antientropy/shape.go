@@ -128,15 +128,24 @@ func segmentOfDigest(d uint64, segments int) int {
 }
 
 // keyDigest is FNV-1a over the key, finished with a strong mixer because
-// FNV's low and high bits avalanche poorly on short keys.
+// FNV's low and high bits avalanche poorly on short keys. The FNV state is
+// salted before the mixer: ring.PartitionOf uses the same FNV-1a and the
+// same finalizer and also scales the high bits, so without the salt every
+// key of a partition would fall into one segment whenever the ring has as
+// many partitions as the tree has segments (1024 and 1024 by default), and
+// a differing key would list the whole partition.
 func keyDigest(key []byte) uint64 {
 	h := uint64(14695981039346656037)
 	for _, b := range key {
 		h ^= uint64(b)
 		h *= 1099511628211
 	}
-	return mix64(h)
+	return mix64(h ^ segmentSalt)
 }
+
+// segmentSalt separates keyDigest from ring.PartitionOf (the first 64 bits
+// of the fractional part of π).
+const segmentSalt = 0x243f6a8885a308d3
 
 // itemHash is what one (key, version hash) pair contributes to the tree.
 // Mixing key and version together makes the sum of items depend on which key
