@@ -43,10 +43,12 @@ type client struct {
 	authed bool
 	quit   bool
 
-	// Wave scratch (see runBatch).
-	replies [][]byte
-	keys    map[uint64]uint8
-	wg      sync.WaitGroup
+	// Wave scratch (see runBatch). waveCmds is the wave under way; pool
+	// goroutines read it and write replies[k] for their command k.
+	waveCmds []command
+	replies  [][]byte
+	keys     map[uint64]uint8
+	wg       sync.WaitGroup
 }
 
 func (s *Server) newClient(nc net.Conn) *client {
@@ -213,21 +215,26 @@ func (c *client) runWave(cmds []command) {
 	for len(c.replies) < n {
 		c.replies = append(c.replies, nil)
 	}
+	c.waveCmds = cmds
 	c.wg.Add(n - 1)
 	for k := 1; k < n; k++ {
-		go func() {
-			defer c.wg.Done()
-			c.replies[k] = c.exec(c.replies[k][:0], &cmds[k])
-		}()
+		c.s.workers.submit(task{c: c, k: k})
 	}
 	c.replies[0] = c.exec(c.replies[0][:0], &cmds[0])
 	c.wg.Wait()
+	c.waveCmds = nil
 	for k := 0; k < n; k++ {
 		c.out = append(c.out, c.replies[k]...)
 		if cap(c.replies[k]) > maxKeptReply {
 			c.replies[k] = nil
 		}
 	}
+}
+
+// runWaveTask runs command k of the wave under way, on a pool goroutine.
+func (c *client) runWaveTask(k int) {
+	defer c.wg.Done()
+	c.replies[k] = c.exec(c.replies[k][:0], &c.waveCmds[k])
 }
 
 // exec runs one command and appends its reply to out. A panic in the
@@ -306,7 +313,7 @@ func (c *client) fanOut(n int, fn func(i int)) {
 	}
 	wg.Add(workers - 1)
 	for range workers - 1 {
-		go func() {
+		c.s.workers.submit(task{fn: func() {
 			defer wg.Done()
 			defer func() {
 				if r := recover(); r != nil {
@@ -314,7 +321,7 @@ func (c *client) fanOut(n int, fn func(i int)) {
 				}
 			}()
 			work()
-		}()
+		}})
 	}
 	work()
 	wg.Wait()

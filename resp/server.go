@@ -35,14 +35,17 @@ type Server struct {
 	start time.Time
 	seed  maphash.Seed
 	sets  *coalescer
+	// workers runs the concurrent parts of commands; it stops after every
+	// connection has.
+	workers *workerPool
 
 	// ctx is the parent of every KV call; Close cancels it so that calls
 	// under way return and their connections can finish.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// wg counts the accept loop and every connection goroutine, including
-	// the goroutines a connection starts for concurrent commands.
+	// wg counts the accept loop and every connection goroutine. A
+	// connection waits for the work it handed to the pool before it ends.
 	wg sync.WaitGroup
 
 	// mu guards conns and closed.
@@ -90,6 +93,7 @@ func Listen(cfg Config, kv KV) (*Server, error) {
 		sets:  newCoalescer(),
 		conns: make(map[*client]struct{}),
 	}
+	s.workers = newWorkerPool(log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -114,6 +118,7 @@ func (s *Server) Close() error {
 		}
 		s.mu.Unlock()
 		s.wg.Wait()
+		s.workers.close()
 	})
 	return s.closeErr
 }

@@ -908,7 +908,7 @@ func serverGoroutines() []string {
 	buf := make([]byte, 8<<20)
 	var found []string
 	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "quorumkv/resp.(*Server)") || strings.Contains(g, "quorumkv/resp.(*client)") {
+		if strings.Contains(g, "quorumkv/resp.(*Server)") || strings.Contains(g, "quorumkv/resp.(*client)") || strings.Contains(g, "quorumkv/resp.(*workerPool)") {
 			found = append(found, g)
 		}
 	}
