@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: build test race vet fmt fault image bench clean
+.PHONY: build test vet fault image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/quorumkv ./cmd/quorumkv
@@ -27,7 +27,7 @@ image:
 # fault-results.json and keeps failed histories in fault-out/. Whatever
 # happens, the suite's containers, volumes and network are removed.
 fault: image
-	$(GO) build -o fault/build/faultsuite ./fault/cmd/faultsuite
+	CGO_ENABLED=0 $(GO) build -o fault/build/faultsuite ./fault/cmd/faultsuite
 	rm -rf fault-out
 	fault/build/faultsuite -image $(FAULT_IMAGE) -results fault-results.json -out fault-out; \
 	  rc=$$?; fault/build/faultsuite -cleanup; exit $$rc
