@@ -1,0 +1,99 @@
+package proctest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/client"
+	"github.com/quorumkv/quorumkv/internal/proctest"
+)
+
+// TestRealProcessesKillAndRestart runs three real `quorumkv server`
+// processes: they join by gossip, serve quorum writes, keep serving them
+// with one node killed by SIGKILL, refuse `all`, and the killed node has its
+// data after a restart.
+func TestRealProcessesKillAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	c := proctest.Start(t, proctest.Options{Nodes: 3})
+	cl := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	q := client.Options{Consistency: "quorum"}
+	st, err := cl.At(0).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Members {
+		if m.State != "alive" || m.Partitions != 1024 {
+			t.Fatalf("member %+v: want alive with 1024 partitions (3 nodes, N=3)", m)
+		}
+	}
+	for i := 0; i < 30; i++ {
+		if _, err := cl.At(i%3).Put(ctx, []byte(fmt.Sprint("k", i)), []byte(fmt.Sprint("v", i)), client.Options{Consistency: "all"}); err != nil {
+			t.Fatalf("put: %v", err)
+		}
+	}
+	c.Kill(2)
+	for i := 0; i < 30; i++ {
+		key := []byte(fmt.Sprint("k", i))
+		res, err := cl.At(i%2).Get(ctx, key, q)
+		if err != nil || !res.Found || string(res.Values[0]) != fmt.Sprint("v", i) {
+			t.Fatalf("quorum get %s with n3 killed: %v %q", key, err, res.Values)
+		}
+		if _, err := cl.At(i%2).Put(ctx, []byte(fmt.Sprint("new", i)), []byte("x"), q); err != nil {
+			t.Fatalf("quorum put with n3 killed: %v", err)
+		}
+	}
+	_, err = cl.At(0).Get(ctx, []byte("k1"), client.Options{Consistency: "all"})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 503 || ce.Needed != 3 || ce.Acked != 2 {
+		t.Fatalf("all with one killed: %v, want 503 needed=3 acked=2", err)
+	}
+	c.Restart(2)
+	c.WaitMembers(3, 20*time.Second)
+	for i := 0; i < 30; i++ {
+		key := []byte(fmt.Sprint("k", i))
+		res, err := cl.At(2).Get(ctx, key, client.Options{Consistency: "one"})
+		// n3 coordinates a read at one: it answers from the first replica,
+		// which may be itself; either way the value must be there.
+		if err != nil || !res.Found || string(res.Values[0]) != fmt.Sprint("v", i) {
+			t.Fatalf("after restart %s: %v %q", key, err, res.Values)
+		}
+	}
+	if err := c.Term(0); err != nil {
+		t.Fatalf("SIGTERM: node did not exit cleanly: %v", err)
+	}
+}
+
+// TestMismatchedReplicasRefusedToJoin: a node with another N must not join.
+func TestMismatchedReplicasRefusedToJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	c := proctest.Start(t, proctest.Options{Nodes: 1})
+	// A node that joins the first with --replicas 5 must exit with a reason.
+	out, err := proctest.RunOnce(t, 10*time.Second, "server", "--id", "bad", "--data", t.TempDir(),
+		"--http", proctest.FreePort(t), "--rpc", proctest.FreePort(t), "--gossip", proctest.FreePort(t),
+		"--replicas", "5", "--join", c.Proc(0).Gossip, "--gossip-profile", "local")
+	if err == nil {
+		t.Fatalf("a node with --replicas 5 joined a cluster with N=3:\n%s", out)
+	}
+	if !containsAll(out, "refusing to join", "replicas") {
+		t.Fatalf("error does not say why:\n%s", out)
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
