@@ -33,6 +33,8 @@ var (
 	descTransfers    = desc("transfers_in_progress", "Ownership transfers (one partition to one new owner) not yet done.")
 	descTransferKeys = desc("transfer_keys", "Keys moved so far by the ownership transfers listed in /v1/status.")
 	descTransferB    = desc("transfer_bytes", "Bytes moved so far by the ownership transfers listed in /v1/status.")
+	descArriving     = desc("partitions_arriving", "Partitions this node became a primary of whose old owners have not finished handing them off.")
+	descLeaving      = desc("leaving", "1 while this node hands its data off before leaving the cluster.")
 	descAERounds     = desc("anti_entropy_rounds_total", "Finished anti-entropy rounds.")
 	descAEExchanges  = desc("anti_entropy_exchanges_total", "Finished anti-entropy exchanges (one partition with one peer).")
 	descAECompared   = desc("anti_entropy_keys_compared_total", "Keys compared by anti-entropy.")
@@ -45,7 +47,7 @@ var (
 
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMembers, descPartitions, descHintsPending, descHintsByNode, descTransfers,
-		descTransferKeys, descTransferB, descAERounds, descAEExchanges, descAECompared, descAERepaired, descAEBytes,
+		descTransferKeys, descTransferB, descArriving, descLeaving, descAERounds, descAEExchanges, descAECompared, descAERepaired, descAEBytes,
 		descAECovered, descAEHeld, descAELastRound} {
 		ch <- d
 	}
@@ -93,6 +95,12 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTransfers, float64(active))
 	gauge(descTransferKeys, float64(keys))
 	gauge(descTransferB, float64(bytes))
+	gauge(descArriving, float64(st.PartitionsArriving))
+	leaving := 0.0
+	if st.Leaving {
+		leaving = 1
+	}
+	gauge(descLeaving, leaving)
 
 	ae := st.AntiEntropy
 	counter(descAERounds, ae.Rounds)
