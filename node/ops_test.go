@@ -619,3 +619,69 @@ func startFuzzNode(f *testing.F) *Node {
 	f.Cleanup(func() { n.Close() })
 	return n
 }
+
+// TestHostileHTTP sends malformed and oversized requests over raw TCP to a
+// live node: each gets a 4xx (or the connection is closed), the node stays
+// healthy, and the stored value never changes.
+func TestHostileHTTP(t *testing.T) {
+	n := startNode(t, "h1", func(c *Config) { c.Replicas, c.MaxValueBytes = 1, 1024 })
+	addr := n.HTTPAddr()
+	h := httpDo{t: t, client: &http.Client{Timeout: 10 * time.Second}}
+	if code, _, _ := h.do("PUT", "http://"+addr+"/v1/kv/victim", []byte("original")); code != 204 {
+		t.Fatalf("setup PUT: %d", code)
+	}
+	raw := func(req string) string {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(15 * time.Second))
+		go func() { io.WriteString(c, req); c.(*net.TCPConn).CloseWrite() }()
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	big := strings.Repeat("a", 2048)
+	for _, c := range []struct {
+		name, req string
+		want      string // status line prefix; "" means closed or any 4xx
+	}{
+		{"huge header", "GET /v1/kv/victim HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 100<<10) + "\r\n\r\n", "HTTP/1.1 431"},
+		{"huge URI", "GET /v1/kv/" + strings.Repeat("u", 70<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 431"},
+		{"value over the limit", "PUT /v1/kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n" + big, "HTTP/1.1 413"},
+		{"chunked value over the limit", "PUT /v1/kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + big + "\r\n0\r\n\r\n", "HTTP/1.1 413"},
+		{"body shorter than announced", "PUT /v1/kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort", ""},
+		{"bad chunk size", "PUT /v1/kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nevil\r\n0\r\n\r\n", ""},
+		{"undecodable context", "PUT /v1/kv/victim HTTP/1.1\r\nHost: x\r\nX-Context: !!!!\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 400"},
+		{"context of random bytes", "PUT /v1/kv/victim HTTP/1.1\r\nHost: x\r\nX-Context: /////////////////w\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 400"},
+		{"bad percent-encoding", "PUT /v1/kv/%zz HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 400"},
+		{"key too long", "PUT /v1/kv/" + strings.Repeat("k", 1025) + " HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 400"},
+		{"empty key", "PUT /v1/kv/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 400"},
+		{"unknown level", "PUT /v1/kv/victim?consistency=most HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 400"},
+		{"w out of range", "PUT /v1/kv/victim?w=99 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 400"},
+		{"w zero", "PUT /v1/kv/victim?w=0 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 400"},
+		{"w negative", "DELETE /v1/kv/victim?w=-1 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400"},
+		{"level and w", "PUT /v1/kv/victim?consistency=one&w=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 400"},
+		{"odd method", "PATCH /v1/kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nevil", "HTTP/1.1 405"},
+		{"garbage", "\x00\x01\x02\xff garbage\r\n\r\n", "HTTP/1.1 400"},
+		{"HTTP/0.9", "GET /v1/kv/victim\r\n\r\n", "HTTP/1.1 400"},
+		{"no Host", "GET /v1/kv/victim HTTP/1.1\r\n\r\n", "HTTP/1.1 400"},
+		{"TLS hello on plain port", "\x16\x03\x01\x00\x05hello", "HTTP/1.1 400"},
+	} {
+		resp := raw(c.req)
+		status, _, _ := strings.Cut(resp, "\r\n")
+		switch {
+		case c.want != "" && !strings.HasPrefix(status, c.want):
+			t.Errorf("%s: answered %q, want %s", c.name, status, c.want)
+		case c.want == "" && status != "" && !strings.HasPrefix(status, "HTTP/1.1 4"):
+			t.Errorf("%s: answered %q, want a 4xx or nothing", c.name, status)
+		}
+		code, _, body := h.do("GET", "http://"+addr+"/v1/kv/victim", nil)
+		if code != 200 || body != "original" {
+			t.Fatalf("after %s: GET answered %d %q, want the original value", c.name, code, body)
+		}
+	}
+	if code, _, _ := h.do("GET", "http://"+addr+"/healthz", nil); code != 200 {
+		t.Errorf("healthz after the hostile requests: %d", code)
+	}
+}
