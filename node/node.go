@@ -83,6 +83,8 @@ type Node struct {
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
 	ready  atomic.Bool
+	// serving is set once the components RPC dispatches to exist.
+	serving atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -166,6 +168,7 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	if n.coord, err = replication.New(rcfg, n.store, view, n.rpc); err != nil {
 		return nil, err
 	}
+	n.serving.Store(true)
 	if deps.Cluster != nil {
 		n.view, err = deps.Cluster(meta)
 	} else {
@@ -275,6 +278,11 @@ func loadIncarnation(st *store.Store) (uint64, error) {
 }
 
 func (n *Node) handleRPC(ctx context.Context, b []byte) ([]byte, error) {
+	// RPC listens before the components it serves exist (the RPC address
+	// must be known to build them); until they do, answer "not yet".
+	if !n.serving.Load() {
+		return nil, errors.New("node is starting")
+	}
 	req, err := wire.DecodeRequest(b)
 	if err != nil {
 		return nil, err

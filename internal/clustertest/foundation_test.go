@@ -192,8 +192,10 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 // coordinated by one node replace each other in order, leaving no
 // siblings, while a plain write without context still makes one.
 func TestOverwriteSerialisesOnOneCoordinator(t *testing.T) {
-	c := clustertest.New(t, clustertest.Options{Seed: 9})
-	ctx := clustertest.Ctx(t, 30*time.Second)
+	// A generous timeout: this test is about ordering, not speed, and a
+	// loaded machine must not turn slow replicas into failures.
+	c := clustertest.New(t, clustertest.Options{Seed: 9, RequestTimeout: 10 * time.Second})
+	ctx := clustertest.Ctx(t, 60*time.Second)
 	coord := c.Node(0).Coordinator()
 	key := []byte("hot")
 	var wg sync.WaitGroup
