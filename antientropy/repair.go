@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/quorumkv/quorumkv/vclock"
 	"github.com/quorumkv/quorumkv/wire"
@@ -108,10 +110,8 @@ func (s *Service) pull(ctx context.Context, p int, peer string, keys [][]byte) e
 			return fmt.Errorf("%w: fetch of %d keys answered for %d", ErrBadAnswer, len(batch), resp.Count)
 		}
 		s.Stats.KeysFetched.Add(int64(len(resp.Objects)))
-		for _, ko := range resp.Objects {
-			if _, err := s.repair(p, ko.Key, ko.Object); err != nil {
-				return err
-			}
+		if _, err := s.repairBatch(p, resp.Objects); err != nil {
+			return err
 		}
 		keys = keys[resp.Count:]
 	}
@@ -156,6 +156,56 @@ func (s *Service) push(ctx context.Context, p int, peer string, keys [][]byte) e
 		}
 	}
 	return flush()
+}
+
+// mergeWorkers is how many objects of a batch are merged at once. Each merge
+// is its own badger commit; concurrent commits share one write, so a batch
+// of 256 takes a few commit times, not 256.
+const mergeWorkers = 8
+
+// repairBatch merges a batch of objects from a peer (see repair) and
+// returns how many changed the store.
+func (s *Service) repairBatch(p int, objs []wire.KeyObject) (int, error) {
+	if len(objs) == 1 {
+		changed, err := s.repair(p, objs[0].Key, objs[0].Object)
+		if changed {
+			return 1, err
+		}
+		return 0, err
+	}
+	var (
+		wg      sync.WaitGroup
+		next    atomic.Int64
+		changed atomic.Int64
+		mu      sync.Mutex
+		first   error
+	)
+	for range min(mergeWorkers, len(objs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(objs) {
+					return
+				}
+				ok, err := s.repair(p, objs[i].Key, objs[i].Object)
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+				if ok {
+					changed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return int(changed.Load()), first
 }
 
 // repair merges an object from a peer into the store, unless it is a

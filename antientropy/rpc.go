@@ -98,17 +98,8 @@ func (s *Service) HandleRequest(ctx context.Context, req wire.Request) (wire.Res
 		return resp, nil
 
 	default: // wire.OpMergeBatch
-		var resp wire.Response
-		for _, ko := range req.Objects {
-			changed, err := s.repair(p, ko.Key, ko.Object)
-			if err != nil {
-				return resp, err
-			}
-			if changed {
-				resp.Count++
-			}
-		}
-		return resp, nil
+		n, err := s.repairBatch(p, req.Objects)
+		return wire.Response{Count: n}, err
 	}
 }
 

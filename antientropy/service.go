@@ -64,9 +64,10 @@ type Config struct {
 	// an exchange or a tombstone sweep (a negative control for the
 	// convergence checks; never in production).
 	Disabled bool
-	// Parallel is how many partitions are exchanged at once. More finishes
-	// a round sooner on a big node at the cost of more concurrent load.
-	// Default 2.
+	// Parallel is how many partitions are exchanged at once. An exchange is
+	// a chain of round trips, so more hides more latency and finishes a
+	// round sooner; the work itself stays bounded by KeysPerSec and
+	// BytesPerSec. Default 4.
 	Parallel int
 	// KeysPerSec bounds the objects this node moves (fetched plus pushed)
 	// per second, over all exchanges. Default 5000: a node that missed
@@ -115,7 +116,7 @@ func DefaultConfig() Config {
 	return Config{
 		Shape:           DefaultShape(),
 		Interval:        time.Minute,
-		Parallel:        2,
+		Parallel:        4,
 		KeysPerSec:      5000,
 		BytesPerSec:     8 << 20,
 		BatchKeys:       256,
