@@ -96,6 +96,10 @@ type Config struct {
 	DeadTimeout time.Duration `toml:"dead-timeout"`
 	// FastGossip uses short probe and suspicion intervals (tests, dev).
 	FastGossip bool `toml:"-"`
+	// DisableFence stops new owners from folding in old owners' data while
+	// a partition arrives (a negative control for tests; never in
+	// production: reads may then miss acknowledged writes during a move).
+	DisableFence bool `toml:"-"`
 	// TransferInterval is how often the node looks for partitions to hand
 	// off after ownership changed. Default 1s.
 	TransferInterval time.Duration `toml:"-"`

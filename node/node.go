@@ -161,7 +161,9 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 		return nil, err
 	}
 	rcfg := replication.DefaultConfig()
-	rcfg.Fence = n.transfer
+	if !cfg.DisableFence {
+		rcfg.Fence = n.transfer
+	}
 	rcfg.ID, rcfg.Actor, rcfg.RequestTimeout, rcfg.Logger = cfg.ID, n.actor, cfg.RequestTimeout, n.log
 	rcfg.DisableReadRepair = cfg.DisableReadRepair
 	rcfg.DisableWriteBack = cfg.DisableWriteBack
