@@ -19,7 +19,7 @@ type Nemesis interface {
 }
 
 // NemesisNames lists every nemesis, in the order the full suite runs them.
-var NemesisNames = []string{"none", "isolate", "split", "bridge", "kill", "pause", "loss"}
+var NemesisNames = []string{"none", "isolate", "split", "bridge", "kill", "pause", "loss", "mix"}
 
 // NewNemesis returns the nemesis called name. focus, when not negative, is
 // the node the first fault window must hit (a workload may have chosen its
@@ -34,6 +34,13 @@ func NewNemesis(name string, focus int) (Nemesis, error) {
 		return &processNemesis{name: name, focus: focus, victim: -1}, nil
 	case "loss":
 		return &lossNemesis{prob: 0.2, delayMS: 50}, nil
+	case "mix":
+		var all []Nemesis
+		for _, n := range []string{"isolate", "split", "bridge", "kill", "pause", "loss"} {
+			nem, _ := NewNemesis(n, focus)
+			all = append(all, nem)
+		}
+		return &mixNemesis{all: all, cur: -1}, nil
 	}
 	return nil, fmt.Errorf("fault: unknown nemesis %q (known: %s)", name, strings.Join(NemesisNames, ", "))
 }
@@ -181,6 +188,31 @@ func (l *lossNemesis) Inject(ctx context.Context, c *Cluster, _ *rand.Rand) (str
 }
 
 func (l *lossNemesis) Recover(ctx context.Context, c *Cluster) error { return c.Heal(ctx) }
+
+// mixNemesis picks one of the other nemeses at random for each window, as
+// Jepsen's composed nemeses do, so faults of different kinds follow each
+// other within one run.
+type mixNemesis struct {
+	all []Nemesis
+	cur int // the nemesis of the open window; -1 when none
+}
+
+func (m *mixNemesis) Name() string { return "mix" }
+
+func (m *mixNemesis) Inject(ctx context.Context, c *Cluster, rnd *rand.Rand) (string, error) {
+	m.cur = rnd.Intn(len(m.all))
+	d, err := m.all[m.cur].Inject(ctx, c, rnd)
+	return m.all[m.cur].Name() + ": " + d, err
+}
+
+func (m *mixNemesis) Recover(ctx context.Context, c *Cluster) error {
+	if m.cur < 0 {
+		return nil
+	}
+	err := m.all[m.cur].Recover(ctx, c)
+	m.cur = -1
+	return err
+}
 
 // Window is one fault window: when the fault was injected and healed,
 // relative to the run's start and as wall-clock times.

@@ -45,15 +45,17 @@ func (s Spec) Name() string { return s.Workload + "-" + s.Variant + "-" + s.Neme
 // QuickPlan is the short suite CI runs (FAULT_QUICK=1): one run per
 // checker plus both negative controls, a few minutes in all.
 func QuickPlan() []Spec {
-	one := Schedule{Lead: 4 * time.Second, Fault: 14 * time.Second, Gap: 0, Span: 14 * time.Second}
+	// One fault window of 12 s after 3 s of health, then 5 s healed. A
+	// 12 s pause is twice memberlist's suspicion timeout here.
+	one := Schedule{Lead: 3 * time.Second, Fault: 12 * time.Second, Span: 12 * time.Second}
 	return []Spec{
-		{Workload: "register", Variant: "strong", Nemesis: "isolate", Duration: 25 * time.Second, Schedule: one},
-		{Workload: "register", Variant: "one", Nemesis: "isolate", Control: true, Duration: 20 * time.Second,
-			Schedule: Schedule{Lead: 3 * time.Second, Fault: 12 * time.Second, Span: 12 * time.Second}},
-		{Workload: "set", Variant: "union", Nemesis: "kill", Duration: 25 * time.Second, Schedule: one},
-		{Workload: "set", Variant: "lww", Nemesis: "kill", Control: true, Duration: 15 * time.Second,
-			Schedule: Schedule{Lead: 3 * time.Second, Fault: 8 * time.Second, Span: 8 * time.Second}},
-		{Workload: "converge", Variant: "repair", Nemesis: "pause", Duration: 25 * time.Second, Schedule: one, CheckBound: time.Minute},
+		{Workload: "register", Variant: "strong", Nemesis: "isolate", Duration: 20 * time.Second, Schedule: one},
+		{Workload: "register", Variant: "one", Nemesis: "isolate", Control: true, Duration: 15 * time.Second,
+			Schedule: Schedule{Lead: 3 * time.Second, Fault: 10 * time.Second, Span: 10 * time.Second}},
+		{Workload: "set", Variant: "union", Nemesis: "kill", Duration: 20 * time.Second, Schedule: one},
+		{Workload: "set", Variant: "lww", Nemesis: "kill", Control: true, Duration: 12 * time.Second,
+			Schedule: Schedule{Lead: 2 * time.Second, Fault: 7 * time.Second, Span: 7 * time.Second}},
+		{Workload: "converge", Variant: "repair", Nemesis: "pause", Duration: 20 * time.Second, Schedule: one, CheckBound: time.Minute},
 		convergeControl(),
 	}
 }
@@ -66,7 +68,7 @@ func convergeControl() Spec {
 	return Spec{Workload: "converge", Variant: "no-repair", Nemesis: "pause", Control: true, Duration: 15 * time.Second,
 		Schedule:    Schedule{Lead: 3 * time.Second, Fault: 12 * time.Second, Span: 12 * time.Second},
 		ClusterArgs: []string{"--hint-window", "1ms", "--anti-entropy-interval", "1h"},
-		CheckBound:  20 * time.Second}
+		CheckBound:  15 * time.Second}
 }
 
 // FullPlan runs every workload under every nemesis, longer and with
@@ -565,4 +567,22 @@ func Abbrev(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// PrintMarkdown writes the results as the Markdown table docs/reliability.md
+// carries.
+func PrintMarkdown(w io.Writer, r Results) {
+	fmt.Fprintln(w, "| workload | variant | nemesis | control | ops | acked | unknown | lost | verdict |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+	for _, x := range r.Runs {
+		ctl := ""
+		if x.Control {
+			ctl = "yes"
+		}
+		v := strings.ReplaceAll(Abbrev(x.Verdict, 120), "|", "\\|")
+		if !x.Expected {
+			v = "**" + v + "** (unexpected)"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %d | %d | %d | %d | %s |\n", x.Workload, x.Variant, x.Nemesis, ctl, x.Ops, x.Acked, x.Unknown, x.Lost, v)
+	}
 }

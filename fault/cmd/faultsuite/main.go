@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -36,8 +37,23 @@ func run() int {
 		seed    = flag.Int64("seed", time.Now().UnixNano(), "seed of the nemesis' and clients' choices")
 		only    = flag.String("only", "", "run only the specs whose name (workload-variant-nemesis) contains one of these comma-separated words")
 		cleanup = flag.Bool("cleanup", false, "remove every container, volume and network of the suite, then exit")
+		table   = flag.String("markdown", "", "print the results file given here as a Markdown table (for docs/reliability.md), then exit")
 	)
 	flag.Parse()
+
+	if *table != "" {
+		b, err := os.ReadFile(*table)
+		var res fault.Results
+		if err == nil {
+			err = json.Unmarshal(b, &res)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "faultsuite:", err)
+			return 2
+		}
+		fault.PrintMarkdown(os.Stdout, res)
+		return 0
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
