@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -246,7 +245,8 @@ func (c *Cluster) waitServing(ctx context.Context, i int, timeout time.Duration)
 	return fmt.Errorf("fault: node %s not serving after %s: %v", c.nodes[i].ID, timeout, last)
 }
 
-// WaitReady waits until every node serves and reports every node alive.
+// WaitReady waits until every node serves, reports every node alive, and
+// has no partition transfer in progress.
 func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
@@ -278,6 +278,16 @@ func (c *Cluster) ready(ctx context.Context) error {
 		}
 		if alive != len(c.nodes) {
 			return fmt.Errorf("%s sees %d of %d members alive (%s)", n.ID, alive, len(c.nodes), memberStates(st))
+		}
+		// Partitions move while nodes join; a run starts on a settled ring.
+		moving := 0
+		for _, t := range st.Transfers {
+			if !t.Done {
+				moving++
+			}
+		}
+		if moving > 0 {
+			return fmt.Errorf("%s has %d partition transfers in progress", n.ID, moving)
 		}
 	}
 	return nil
@@ -431,7 +441,7 @@ func (c *Cluster) HealAll(ctx context.Context) error {
 func (c *Cluster) Crashed(ctx context.Context) map[string]string {
 	out := map[string]string{}
 	c.mu.Lock()
-	down := maps(c.down)
+	down := cloneSet(c.down)
 	c.mu.Unlock()
 	for i, n := range c.nodes {
 		if down[i] {
@@ -447,7 +457,7 @@ func (c *Cluster) Crashed(ctx context.Context) map[string]string {
 	return out
 }
 
-func maps(m map[int]bool) map[int]bool {
+func cloneSet(m map[int]bool) map[int]bool {
 	out := make(map[int]bool, len(m))
 	for k, v := range m {
 		out[k] = v
@@ -467,15 +477,6 @@ func (c *Cluster) SaveLogs(ctx context.Context, dir string) error {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// httpGet is a bounded GET used for endpoints the client lacks.
-func httpGet(ctx context.Context, url string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	return http.DefaultClient.Do(req)
-}
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -2,7 +2,6 @@ package fault
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -96,9 +95,6 @@ func Classify(err error) string {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return OutcomeFail
-	}
-	if errors.Is(err, context.Canceled) {
-		return OutcomeUnknown
 	}
 	return OutcomeUnknown
 }
