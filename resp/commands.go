@@ -148,9 +148,19 @@ func (c *client) put(key []byte, w replication.Write) (replication.Result, error
 	return c.s.kv.Put(ctx, key, w)
 }
 
-// del is a plain DEL of one key: read it at lvl; if it holds a live value,
-// write a tombstone with the context read, so the tombstone supersedes
-// exactly what was there. It reports whether there was a live value.
+// set is a plain SET: one write that supersedes every version the key's
+// coordinating replica holds (replication.Write.Overwrite), as Redis's SET
+// replaces the value whatever it was. It takes one round trip; no read.
+// At strong the write supersedes by tag anyway.
+func (c *client) set(key, value []byte, lvl replication.Consistency) error {
+	_, err := c.put(key, replication.Write{Value: value, Consistency: lvl, Overwrite: true})
+	return err
+}
+
+// del is a plain DEL of one key: read it at lvl (DEL answers how many keys
+// existed); if it holds a live value, write a tombstone that supersedes it
+// and whatever else the coordinating replica holds by then (an overwrite,
+// like SET). It reports whether there was a live value.
 func (c *client) del(key []byte, lvl replication.Consistency) (bool, error) {
 	res, err := c.get(key, lvl)
 	if err != nil {
@@ -159,7 +169,7 @@ func (c *client) del(key []byte, lvl replication.Consistency) (bool, error) {
 	if n, _ := live(res.Object); n == 0 {
 		return false, nil
 	}
-	_, err = c.put(key, replication.Write{Delete: true, Context: res.Context, Consistency: lvl})
+	_, err = c.put(key, replication.Write{Delete: true, Context: res.Context, Consistency: lvl, Overwrite: true})
 	return err == nil, err
 }
 
@@ -290,7 +300,7 @@ func cmdGet(c *client, out []byte, args [][]byte) []byte {
 	return redcon.AppendBulk(out, value)
 }
 
-// SET key value: read the key's context, then write with it (see set).
+// SET key value: an overwrite (see set).
 func cmdSet(c *client, out []byte, args [][]byte) []byte {
 	if len(args) > 3 {
 		return redcon.AppendError(out, "ERR syntax error: SET takes no options here (EX, PX, NX, XX, GET, KEEPTTL); quorumkv has neither expiry nor conditional writes")

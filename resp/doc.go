@@ -60,36 +60,36 @@
 // Config.Replicas is set, else by the first command that uses it. RESET
 // returns to the default level.
 //
-// # SET and DEL: read, then write with the context read
+// # SET and DEL: overwrites
 //
 // A blind write (one without a context) in quorumkv is concurrent with what
 // is stored and becomes a sibling of it. For SET that would be a trap: a
 // client that runs SET k 1 then SET k 2 would find two siblings, and GET k
-// would answer an error. So a plain SET first reads the key at the
-// connection's level and writes with the context it got: the new value
-// supersedes every version that read saw — "the last writer, as this node
-// saw the key, wins". At level strong the read is skipped: a strong write
-// supersedes by tag.
+// would answer an error. So a plain SET is an overwrite
+// (replication.Write.Overwrite): the replica that coordinates the write
+// supersedes every version it holds, as if the client had read the key
+// there and sent that context — Redis's "SET replaces the value". It takes
+// one round trip, with no read first. Writes of one key on one coordinator
+// are serialised (a node that is one of the key's primaries coordinates
+// its writes itself; any other node forwards them to the first live
+// primary), so concurrent SETs of a key through one node replace each
+// other in order instead of becoming siblings — redis-benchmark without -r
+// puts 64 clients on one key of one node. SETs of one key coordinated by
+// different replicas at the same moment (clients of different nodes) are
+// concurrent writes and may become siblings, as the brief requires; GET
+// then answers SIBLINGS, and QGET/QSET resolve them. At level strong the
+// write supersedes by tag.
 //
-// SETs of one key that are in flight on this node at the same time are
-// ordered by the node rather than raced (see coalesce.go): while one runs,
-// the others wait, and the next round writes the value of the last of them
-// and answers all of them with its outcome, once it is stored at their
-// level. That is what Redis does with concurrent SETs of one key (one wins,
-// the others are overwritten), it keeps redis-benchmark without -r (64
-// clients on one key) from filling the key with siblings, and it costs one
-// read and one write per round however many SETs wait. SETs that are
-// concurrent across nodes, or a SET racing a QSET, stay concurrent writes
-// and become siblings, as the brief requires: an acknowledged write is never
-// dropped silently in favour of one that did not see it.
+// Reading first and writing with the context read was the alternative: it
+// costs a second round trip per SET and still races (two SETs that read
+// the same context become siblings), so it was dropped once the coordinator
+// offered overwrites.
 //
-// The price of reading first is a second round trip to the replicas per
-// SET, and a SET needs R replicas reachable as well as W. Clients that
-// manage versions themselves use QSET, which writes in one round trip.
-//
-// DEL likewise reads each key and, only if it holds a live value, writes a
-// tombstone with the context it read, so the tombstone supersedes exactly
-// what existed; a key that is already absent costs no write.
+// DEL reads each key first (it answers how many keys existed) and, only if
+// one holds a live value, writes a tombstone with the context it read, as an
+// overwrite too, so the tombstone supersedes what existed; a key that is
+// already absent costs no write. QSET and QDEL write with exactly the
+// context given — the Dynamo way, for clients that manage versions.
 //
 // # Errors
 //

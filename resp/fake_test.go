@@ -45,11 +45,12 @@ type fakeShard struct {
 
 // fakeCall is one call the fake saw.
 type fakeCall struct {
-	op    string // "get" or "put"
-	key   string
-	level replication.Consistency
-	ctx   vclock.VV
-	del   bool
+	op        string // "get" or "put"
+	key       string
+	level     replication.Consistency
+	ctx       vclock.VV
+	del       bool
+	overwrite bool
 }
 
 // errPanic, injected with setFail, makes the fake panic instead.
@@ -134,7 +135,7 @@ func (f *fakeKV) Get(ctx context.Context, key []byte, c replication.Consistency)
 
 func (f *fakeKV) Put(ctx context.Context, key []byte, w replication.Write) (replication.Result, error) {
 	f.puts.Add(1)
-	if err := f.enter(ctx, fakeCall{op: "put", key: string(key), level: w.Consistency, ctx: w.Context, del: w.Delete}); err != nil {
+	if err := f.enter(ctx, fakeCall{op: "put", key: string(key), level: w.Consistency, ctx: w.Context, del: w.Delete, overwrite: w.Overwrite}); err != nil {
 		return replication.Result{}, err
 	}
 	sh := f.shard(key)
@@ -142,9 +143,10 @@ func (f *fakeKV) Put(ctx context.Context, key []byte, w replication.Write) (repl
 	defer sh.mu.Unlock()
 	cur := sh.data[string(key)]
 	vctx := w.Context
-	if w.Consistency.Level == replication.Strong {
-		// A strong write supersedes everything by tag.
-		vctx = cur.Clock
+	if w.Consistency.Level == replication.Strong || w.Overwrite {
+		// A strong write supersedes everything by tag; an overwrite
+		// supersedes what this (the coordinating) replica holds.
+		vctx = cur.Clock.Join(w.Context)
 	}
 	next, dot := cur.Update("fake", vctx, append([]byte{}, w.Value...), w.Delete)
 	if len(next.Siblings) > f.maxSiblings {

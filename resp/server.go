@@ -34,7 +34,6 @@ type Server struct {
 	ln    net.Listener
 	start time.Time
 	seed  maphash.Seed
-	sets  *coalescer
 	// workers runs the concurrent parts of commands; it stops after every
 	// connection has.
 	workers *workerPool
@@ -90,7 +89,6 @@ func Listen(cfg Config, kv KV) (*Server, error) {
 		ln:    ln,
 		start: time.Now(),
 		seed:  maphash.MakeSeed(),
-		sets:  newCoalescer(),
 		conns: make(map[*client]struct{}),
 	}
 	s.workers = newWorkerPool(log)
