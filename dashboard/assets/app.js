@@ -155,7 +155,11 @@ function renderStatus(st) {
   const ae = st.anti_entropy || {};
   const held = ae.partitions_held || 0, covered = ae.partitions_covered || 0;
   const pct = held ? (covered / held) * 100 : 0;
-  setKPI("k-ae", held ? pct.toFixed(0) : "–", held ? "%" : "", held ? fmtInt(covered) + " of " + fmtInt(held) + " held" : "no partitions held", held && ae.last_round_finished && pct < 100 ? "warn" : "");
+  if (!ae.last_round_finished) {
+    setKPI("k-ae", "–", "", ae.interval === "disabled" ? "disabled on this node" : "first round in progress", "");
+  } else {
+    setKPI("k-ae", held ? pct.toFixed(0) : "–", held ? "%" : "", held ? fmtInt(covered) + " of " + fmtInt(held) + " held" : "no partitions held", held && pct < 100 ? "warn" : "");
+  }
   $("ae-progress").style.width = pct.toFixed(1) + "%";
   $("ae-progress-label").textContent = ae.last_round_finished
     ? `${fmtInt(covered)} of ${fmtInt(held)} held partitions compared with every other replica in the last round (finished ${fmtAgo(ae.last_round_finished)})`
