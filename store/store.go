@@ -113,6 +113,10 @@ type Store struct {
 
 	hintSeq atomic.Uint64
 	closed  atomic.Bool
+
+	// group, when Sync is on, lets concurrent Updates share one transaction
+	// and so one round of syncs (see commit.go). Nil without Sync.
+	group *groupCommitter
 }
 
 // Open opens (or creates) the store described by cfg.
@@ -144,6 +148,9 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: open %q: %w", cfg.Dir, err)
 	}
 	s := &Store{cfg: cfg, db: db, seed: maphash.MakeSeed()}
+	if cfg.Sync && !cfg.InMemory {
+		s.group = &groupCommitter{db: db}
+	}
 	if err := s.loadHintSeq(); err != nil {
 		db.Close()
 		return nil, err
@@ -244,15 +251,21 @@ func (s *Store) Update(partition int, key []byte, fn func(cur vclock.Object, fou
 	if err != nil {
 		return cur, fmt.Errorf("store: encode object: %w", err)
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(objectKey(partition, key), b)
-	}); err != nil {
+	if err := s.set(objectKey(partition, key), b); err != nil {
 		return cur, fmt.Errorf("store: write: %w", err)
 	}
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange(partition, key, cur.Hash(), next.Hash(), found, true)
 	}
 	return next, nil
+}
+
+// set writes one object; with Sync, through the group committer.
+func (s *Store) set(k, v []byte) error {
+	if s.group != nil {
+		return s.group.set(k, v)
+	}
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) })
 }
 
 // Merge joins obj into what is stored for key and reports whether the stored
