@@ -87,11 +87,8 @@ func loadCertSet(certFile, keyFile, caFile string) (*certSet, error) {
 			inter.AddCert(c)
 		}
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		return nil, fmt.Errorf("--tls-cert %s is not valid for serving under --tls-ca %s: %w", certFile, caFile, err)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return nil, fmt.Errorf("--tls-cert %s cannot authenticate this node to its peers (mutual TLS needs the clientAuth extended key usage too): %w", certFile, err)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fmt.Errorf("--tls-cert %s is not signed by --tls-ca %s, so no peer would accept it: %w", certFile, caFile, err)
 	}
 	return &certSet{cert: &cert, pool: pool}, nil
 }
@@ -165,10 +162,13 @@ func (cs *certStore) httpConfig() *tls.Config {
 // Peer host names are not checked: a node's RPC address is whatever it
 // listens on (a pod IP, say), and its identity here is "holds a certificate
 // from the cluster's CA", as with Consul's default (verify_server_hostname
-// off). So use a CA for the cluster only, and do not issue client
-// certificates from it.
+// off). For the same reason extended key usages are not checked either: a
+// node certificate marked serverAuth only is still accepted as a peer. So
+// use a CA for the cluster only, and do not issue client certificates from
+// it.
 func (cs *certStore) rpcConfig() *tls.Config {
 	getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cs.certificate(), nil }
+	verify := func(st tls.ConnectionState) error { return verifyPeer(st.PeerCertificates, cs.cur.Load().pool) }
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		// Dialling side: present our certificate, verify the server's chain
@@ -176,25 +176,16 @@ func (cs *certStore) rpcConfig() *tls.Config {
 		// off Go's check, which would also demand a host name match).
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cs.certificate(), nil },
 		InsecureSkipVerify:   true,
-		VerifyConnection: func(st tls.ConnectionState) error {
-			return verifyPeer(st.PeerCertificates, cs.cur.Load().pool, x509.ExtKeyUsageServerAuth)
-		},
-		// Accepting side: a fresh config per handshake with the current CA
-		// as ClientCAs and a client certificate required.
+		VerifyConnection:     verify,
+		// Accepting side: a client certificate is required and checked
+		// against the current CA by the same rule.
 		GetCertificate: getCert,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return &tls.Config{
-				MinVersion:     tls.VersionTLS13,
-				GetCertificate: getCert,
-				ClientAuth:     tls.RequireAndVerifyClientCert,
-				ClientCAs:      cs.cur.Load().pool,
-			}, nil
-		},
+		ClientAuth:     tls.RequireAnyClientCert,
 	}
 }
 
-// verifyPeer checks a peer's chain against roots for the given usage.
-func verifyPeer(chain []*x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsage) error {
+// verifyPeer checks a peer's chain against roots.
+func verifyPeer(chain []*x509.Certificate, roots *x509.CertPool) error {
 	if len(chain) == 0 {
 		return errors.New("peer sent no certificate")
 	}
@@ -202,7 +193,7 @@ func verifyPeer(chain []*x509.Certificate, roots *x509.CertPool, usage x509.ExtK
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return fmt.Errorf("peer certificate %q: %w", chain[0].Subject.String(), err)
 	}
 	return nil

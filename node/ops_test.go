@@ -212,6 +212,10 @@ func TestTLSAuthAndGossipKey(t *testing.T) {
 	if err := rpcCall(&tls.Config{Certificates: []tls.Certificate{good}, RootCAs: ca.Pool, ServerName: "localhost"}); err != nil {
 		t.Errorf("RPC with a certificate from the cluster CA: %v", err)
 	}
+	serverOnly := ca.Issue(t, "peer2", x509.ExtKeyUsageServerAuth).TLS(t)
+	if err := rpcCall(&tls.Config{Certificates: []tls.Certificate{serverOnly}, RootCAs: ca.Pool, ServerName: "localhost"}); err != nil {
+		t.Errorf("RPC with a serverAuth-only certificate from the cluster CA: %v", err)
+	}
 	other := testpki.NewCA(t, "another CA")
 	rogue := other.Issue(t, "rogue").TLS(t)
 	if err := rpcCall(&tls.Config{Certificates: []tls.Certificate{rogue}, RootCAs: ca.Pool, ServerName: "localhost"}); err == nil {
@@ -305,14 +309,18 @@ func TestTLSConfigErrors(t *testing.T) {
 	}{
 		{"missing file", filepath.Join(dir, "nope.crt"), good.Key, good.CA, "--tls-cert"},
 		{"key of another cert", good.Cert, foreign.Key, good.CA, "private key does not match"},
-		{"cert of another CA", foreign.Cert, foreign.Key, good.CA, "not valid for serving under --tls-ca"},
-		{"no client auth usage", serverOnly.Cert, serverOnly.Key, good.CA, "clientAuth"},
+		{"cert of another CA", foreign.Cert, foreign.Key, good.CA, "not signed by --tls-ca"},
 		{"CA file without a certificate", good.Cert, good.Key, good.Key, "no PEM certificate"},
 	} {
 		err := startNodeErr("x", func(cfg *Config) { cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = c.cert, c.key, c.ca })
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error mentioning %q", c.name, err, c.want)
 		}
+	}
+	// Between nodes the CA is the identity: a certificate marked for
+	// serverAuth only is accepted (outside tools often issue those).
+	if err := startNodeErr("x", func(cfg *Config) { cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = serverOnly.Cert, serverOnly.Key, good.CA }); err != nil {
+		t.Errorf("serverAuth-only certificate: %v", err)
 	}
 	if err := startNodeErr("x", func(cfg *Config) { cfg.TLSCert = good.Cert }); err == nil || !strings.Contains(err.Error(), "all three") {
 		t.Errorf("cert without key and CA: %v", err)
