@@ -49,8 +49,8 @@ type Config struct {
 	// MaxValueBytes + 1 KiB. Default 64 MiB.
 	MaxCommandBytes int
 
-	// RequestTimeout bounds each call to the KV (a SET is two: the read of
-	// the key's context, then the write). 0 adds no deadline of its own and
+	// RequestTimeout bounds each call to the KV (a DEL makes two: the read,
+	// then the tombstone). 0 adds no deadline of its own and
 	// leaves the bound to the KV (the replication coordinator applies its
 	// own RequestTimeout, 2s by default); a positive value costs a timer per
 	// call. Default 0.

@@ -131,8 +131,10 @@
 // without (Concurrency 1) on the project's 2-core machine. With many
 // connections there is parallelism already, and waves add little.
 //
-// With redis-benchmark, give -r (random keys): without it every client
-// writes the same key, and concurrent SETs of one key become siblings.
+// Without -r, redis-benchmark sends every command of every client to one
+// key. That works (through one node, SETs overwrite each other in order),
+// but it measures one hot key on one coordinator; give -r 100000 to spread
+// the load over the ring.
 //
 // # What clients send at connect
 //
