@@ -87,18 +87,7 @@ func (c *client) serve() {
 			return
 		}
 		c.s.commandsRun.Add(int64(len(cmds)))
-		c.runBatch(cmds)
-		if len(c.out) > 0 {
-			if _, err := c.conn.Write(c.out); err != nil {
-				return
-			}
-		}
-		if cap(c.out) > 4*maxKeptReply {
-			c.out = nil
-		} else {
-			c.out = c.out[:0]
-		}
-		if c.quit {
+		if err := c.runBatch(cmds); err != nil || c.quit {
 			return
 		}
 	}
@@ -130,7 +119,12 @@ func (c *client) lingerClose() {
 // the commands before it on its keys and the connection's state, exactly as
 // if the batch ran one command at a time; only commands that cannot observe
 // each other overlap.
-func (c *client) runBatch(cmds []command) {
+//
+// Replies go out in one write per batch, or sooner once more than
+// flushBytes have piled up, so a pipeline of GETs of large values does not
+// hold all of them in memory; the write blocks while the client is not
+// reading, which holds the connection back.
+func (c *client) runBatch(cmds []command) error {
 	for i := range cmds {
 		cmds[i].spec = lookup(cmds[i].args[0])
 	}
@@ -143,11 +137,35 @@ func (c *client) runBatch(cmds []command) {
 		if n <= 1 {
 			c.out = c.exec(c.out, &cmds[i])
 			i++
-			continue
+		} else {
+			c.runWave(cmds[i : i+n])
+			i += n
 		}
-		c.runWave(cmds[i : i+n])
-		i += n
+		if len(c.out) > flushBytes && i < len(cmds) {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
 	}
+	return c.flush()
+}
+
+// flushBytes is how many reply bytes a batch gathers before writing them.
+const flushBytes = 256 << 10
+
+// flush writes the replies gathered so far.
+func (c *client) flush() error {
+	if len(c.out) > 0 {
+		if _, err := c.conn.Write(c.out); err != nil {
+			return err
+		}
+	}
+	if cap(c.out) > 4*maxKeptReply {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	return nil
 }
 
 // wave returns how many commands from the start of cmds form one wave.

@@ -1079,3 +1079,23 @@ func TestConcurrentSetsOfOneKeyDoNotMakeSiblings(t *testing.T) {
 		t.Fatalf("control: concurrent blind QSETs never left more than %d value; the check cannot see siblings", n)
 	}
 }
+
+func TestLargeRepliesAreWrittenAsTheyCome(t *testing.T) {
+	kv := newFakeKV()
+	s := startServer(t, kv, nil)
+	rdb := newRedis(t, s, nil)
+	ctx := ctxT(t)
+	big := strings.Repeat("x", 100<<10)
+	rdb.Set(ctx, "big", big, 0)
+	// 40 GETs of 100 KiB in one batch: 4 MB of replies, in order.
+	r := dialRaw(t, s.Addr())
+	r.send(strings.Repeat("GET big\r\n", 40) + "PING\r\n")
+	for i := range 40 {
+		if got := r.mustReply(); got != "$"+big {
+			t.Fatalf("reply %d: %d bytes", i, len(got))
+		}
+	}
+	if got := r.mustReply(); got != "+PONG" {
+		t.Fatalf("last reply %q", got)
+	}
+}
