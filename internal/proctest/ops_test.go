@@ -142,6 +142,24 @@ func TestSIGTERMLosesNoAckedWrite(t *testing.T) {
 		}
 		return -1
 	}
+	// Let the joins' ownership transfers finish first: while a partition
+	// is still arriving, its new owners' reads consult the old owner, so
+	// stopping that one would make them unavailable (not lost) until it
+	// returns — a transfer matter, not a shutdown one.
+	waitUntil(t, 60*time.Second, "ownership transfers to settle", func() bool {
+		for i := 0; i < 4; i++ {
+			st, err := cl.At(i).Status(ctx)
+			if err != nil || st.PartitionsArriving != 0 {
+				return false
+			}
+			for _, tr := range st.Transfers {
+				if !tr.Done {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	victimID := c.Proc(victim).ID
 	before := partitionsOf(0, victimID)
 	if before <= 0 {
