@@ -160,8 +160,8 @@ func (s *Service) push(ctx context.Context, p int, peer string, keys [][]byte) e
 
 // mergeWorkers is how many objects of a batch are merged at once. Each merge
 // is its own badger commit; concurrent commits share one write, so a batch
-// of 256 takes a few commit times, not 256.
-const mergeWorkers = 8
+// of 64 takes a few commit times, not 64.
+const mergeWorkers = 4
 
 // repairBatch merges a batch of objects from a peer (see repair) and
 // returns how many changed the store.

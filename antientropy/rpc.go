@@ -139,6 +139,9 @@ func (s *Service) call(ctx context.Context, peer string, req wire.Request) (wire
 	if err != nil {
 		return wire.Response{}, err
 	}
+	if err := s.reqs.wait(ctx, 1); err != nil {
+		return wire.Response{}, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	out, err := s.tr.Call(cctx, peer, b)
 	cancel()

@@ -86,7 +86,7 @@ func newTestCluster(t testing.TB, ids []string, partitions, replicas int, tune f
 		t.Cleanup(func() { n.st.Close() })
 		cfg := DefaultConfig()
 		cfg.ID, cfg.Partitions, cfg.Now = id, partitions, tc.clock.Now
-		cfg.KeysPerSec, cfg.BytesPerSec, cfg.ScanKeysPerSec = 0, 0, 0
+		cfg.KeysPerSec, cfg.BytesPerSec, cfg.RequestsPerSec, cfg.ScanKeysPerSec = 0, 0, 0, 0
 		cfg.TombstoneGrace = time.Hour
 		if tune != nil {
 			tune(&cfg)

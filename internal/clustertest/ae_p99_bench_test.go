@@ -25,11 +25,13 @@ import (
 //
 // The nodes and the load generator share the machine, as in the brief's
 // reference figures. Each sub-benchmark loads for AE_P99_SECONDS (default
-// 5) once, whatever b.N:
+// 5) once, whatever b.N. AE_P99_KEYS_PER_SEC overrides the anti-entropy
+// throttle (objects per second per node).
 //
 //	go test -run '^$' -bench BenchmarkAEForegroundP99 -benchtime 1x ./internal/clustertest/
 func BenchmarkAEForegroundP99(b *testing.B) {
 	missed := envInt("AE_P99_MISSED", 20000)
+	keysPerSec := envInt("AE_P99_KEYS_PER_SEC", 0)
 	window := time.Duration(envInt("AE_P99_SECONDS", 5)) * time.Second
 	for _, mode := range []string{"off", "idle", "repairing"} {
 		b.Run("ae="+mode, func(b *testing.B) {
@@ -37,6 +39,9 @@ func BenchmarkAEForegroundP99(b *testing.B) {
 				Configure: func(_ int, cfg *node.Config) {
 					cfg.AntiEntropyInterval = time.Second
 					cfg.DisableAntiEntropy = mode == "off"
+					if keysPerSec > 0 {
+						cfg.AntiEntropyKeysPerSec = keysPerSec
+					}
 				}})
 			cl := c.Client()
 			ctx := clustertest.Ctx(b, 10*time.Minute)

@@ -14,6 +14,11 @@ import (
 	"github.com/quorumkv/quorumkv/node"
 )
 
+// slowMachine is the request timeout of the repair tests: they check
+// convergence, not failure timing, and must not fail with 504s when the
+// machine is busy.
+const slowMachine = 3 * time.Second
+
 // fastRepair runs anti-entropy every 100ms, unthrottled, and turns read
 // repair off so that what heals the replicas is anti-entropy alone.
 func fastRepair(extra func(i int, cfg *node.Config)) func(int, *node.Config) {
@@ -23,6 +28,13 @@ func fastRepair(extra func(i int, cfg *node.Config)) func(int, *node.Config) {
 		cfg.DisableReadRepair = true
 		if extra != nil {
 			extra(i, cfg)
+		}
+		tune := cfg.AntiEntropyTune
+		cfg.AntiEntropyTune = func(ac *antientropy.Config) {
+			ac.RequestsPerSec = 0
+			if tune != nil {
+				tune(ac)
+			}
 		}
 	}
 }
@@ -181,7 +193,7 @@ func (s scenario) check(t *testing.T, c *clustertest.Cluster) {
 }
 
 func TestRepairHealsPartitionedReplica(t *testing.T) {
-	c := clustertest.New(t, clustertest.Options{Seed: 31, Configure: fastRepair(nil)})
+	c := clustertest.New(t, clustertest.Options{RequestTimeout: slowMachine, Seed: 31, Configure: fastRepair(nil)})
 	s := divergeDuringPartition(t, c)
 	if ok, why := c.Converged(); ok {
 		t.Fatal("replicas agree right after the partition healed; the scenario did not diverge them")
@@ -207,7 +219,7 @@ func TestRepairHealsPartitionedReplica(t *testing.T) {
 // scenario must leave the replicas apart, or the convergence check above
 // proves nothing.
 func TestRepairNegativeControlDoesNotConverge(t *testing.T) {
-	c := clustertest.New(t, clustertest.Options{Seed: 31, Configure: fastRepair(func(_ int, cfg *node.Config) {
+	c := clustertest.New(t, clustertest.Options{RequestTimeout: slowMachine, Seed: 31, Configure: fastRepair(func(_ int, cfg *node.Config) {
 		cfg.DisableAntiEntropy = true
 	})})
 	divergeDuringPartition(t, c)
@@ -219,7 +231,7 @@ func TestRepairNegativeControlDoesNotConverge(t *testing.T) {
 }
 
 func TestRepairRefillsWipedReplica(t *testing.T) {
-	c := clustertest.New(t, clustertest.Options{Seed: 32, Configure: fastRepair(nil)})
+	c := clustertest.New(t, clustertest.Options{RequestTimeout: slowMachine, Seed: 32, Configure: fastRepair(nil)})
 	cl := c.Client()
 	ctx := clustertest.Ctx(t, time.Minute)
 	all := client.Options{Consistency: "all"}
@@ -284,7 +296,7 @@ func TestRepairRefillsWipedReplica(t *testing.T) {
 }
 
 func TestHintsDeliveredExactlyOnce(t *testing.T) {
-	c := clustertest.New(t, clustertest.Options{Nodes: 5, Seed: 33, Configure: fastRepair(nil)})
+	c := clustertest.New(t, clustertest.Options{RequestTimeout: slowMachine, Nodes: 5, Seed: 33, Configure: fastRepair(nil)})
 	cl := c.Client()
 	ctx := clustertest.Ctx(t, time.Minute)
 	c.Kill(4)
@@ -333,7 +345,7 @@ func TestHintsDeliveredExactlyOnce(t *testing.T) {
 // back, and the purge does not ping-pong between replicas.
 func TestTombstonesPurgedOnlyWhenOnEveryReplica(t *testing.T) {
 	const grace = 300 * time.Millisecond
-	c := clustertest.New(t, clustertest.Options{Seed: 34, Configure: fastRepair(func(_ int, cfg *node.Config) {
+	c := clustertest.New(t, clustertest.Options{RequestTimeout: slowMachine, Seed: 34, Configure: fastRepair(func(_ int, cfg *node.Config) {
 		cfg.HintWindow = 100 * time.Millisecond
 		cfg.TombstoneGrace = grace
 		cfg.AntiEntropyTune = func(ac *antientropy.Config) { ac.SweepEvery = 1 }
@@ -406,7 +418,7 @@ func TestTombstonesPurgedOnlyWhenOnEveryReplica(t *testing.T) {
 }
 
 func TestRepairStatus(t *testing.T) {
-	c := clustertest.New(t, clustertest.Options{Seed: 35, Configure: fastRepair(nil)})
+	c := clustertest.New(t, clustertest.Options{RequestTimeout: slowMachine, Seed: 35, Configure: fastRepair(nil)})
 	cl := c.Client()
 	ctx := clustertest.Ctx(t, 30*time.Second)
 	if _, err := cl.At(0).Put(ctx, []byte("a"), []byte("1"), client.Options{Consistency: "all"}); err != nil {
