@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -16,6 +17,13 @@ import (
 
 	"github.com/quorumkv/quorumkv/node"
 )
+
+// defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
+// Badger's caches and memtables (store.DefaultConfig: 3×16 MiB memtables,
+// 16 MiB block cache, 8 MiB index cache) live in the Go heap, so this bounds
+// them too; what is left of 256 MiB covers stacks, mmap'd tables and the
+// runtime.
+const defaultMemoryLimit = 192 << 20
 
 func serverCmd() *cobra.Command {
 	var (
@@ -34,6 +42,13 @@ func serverCmd() *cobra.Command {
 join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A soft heap limit keeps a node under its memory budget
+			// (256 MiB RSS with a million small keys, docs/benchmarks.md):
+			// near the limit the GC runs more often instead of letting the
+			// heap double. GOMEMLIMIT in the environment wins.
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(defaultMemoryLimit)
+			}
 			cfg := node.DefaultConfig()
 			if cfgFile != "" {
 				extra, err := loadConfigFile(cfgFile, &cfg)
