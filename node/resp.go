@@ -18,6 +18,9 @@ func (n *Node) startRESP(authToken string) error {
 	rc.DefaultLevel = replication.Consistency{Level: replication.Quorum}
 	rc.AuthToken = authToken
 	rc.Logger = n.log
+	if m := n.Metrics(); m != nil {
+		rc.Observe = m.ObserveRESP
+	}
 	if n.ops.certs != nil {
 		rc.TLS = n.ops.certs.httpConfig()
 	}
