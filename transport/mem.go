@@ -206,6 +206,11 @@ type Mem struct {
 	closed  bool
 	life    context.Context // the current incarnation; cancelled by Kill, Restart, Close
 	stop    context.CancelFunc
+
+	// running counts handler invocations in progress; Close waits for them,
+	// as TCP.Close does, so a node may close its store right after.
+	// Add happens under net.mu while !closed, so it never races with Wait.
+	running sync.WaitGroup
 }
 
 // Addr returns the endpoint's address.
@@ -216,11 +221,12 @@ func (m *Mem) Addr() string { return m.addr }
 // cancelled and their answers are discarded. Idempotent.
 func (m *Mem) Close() error {
 	m.net.mu.Lock()
-	defer m.net.mu.Unlock()
 	m.closeLocked()
 	if m.net.endpoints[m.addr] == m {
 		delete(m.net.endpoints, m.addr)
 	}
+	m.net.mu.Unlock()
+	m.running.Wait()
 	return nil
 }
 
@@ -330,9 +336,17 @@ func (d *delivery) run() {
 	if !sleep(d.delayReq, d.life.Done()) {
 		return // target died while the request travelled
 	}
+	d.net.mu.Lock()
+	if d.target.closed {
+		d.net.mu.Unlock()
+		return
+	}
+	d.target.running.Add(1)
+	d.net.mu.Unlock()
 	ctx, cancel := context.WithDeadline(withCaller(d.life, d.from), d.deadline)
 	resp, err := invoke(ctx, d.h, d.req, slog.New(slog.DiscardHandler))
 	cancel()
+	d.target.running.Done()
 	if d.life.Err() != nil || d.dropResp {
 		return
 	}
