@@ -312,36 +312,7 @@ func (s *Store) Purge(partition int, key []byte, expectHash uint64) (bool, error
 // Scan calls fn for every key of partition in key order until fn returns
 // false or an error. The key slice is only valid during the call.
 func (s *Store) Scan(partition int, fn func(key []byte, obj vclock.Object) (bool, error)) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if err := checkPartition(partition); err != nil {
-		return err
-	}
-	prefix := objectKey(partition, nil)
-	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-			item := it.Item()
-			var obj vclock.Object
-			if err := item.Value(func(v []byte) error {
-				var err error
-				obj, err = decodeObject(v)
-				return err
-			}); err != nil {
-				return err
-			}
-			more, err := fn(item.Key()[3:], obj)
-			if err != nil {
-				return err
-			}
-			if !more {
-				return nil
-			}
-		}
-		return nil
-	})
+	return s.ScanFrom(partition, nil, fn)
 }
 
 // ScanFrom is Scan starting at the first key >= from (a resumable scan).

@@ -63,6 +63,17 @@ func (f *clientFlags) client() (*client.Client, error) {
 	return client.New(cfg)
 }
 
+// clientAndOptions builds the client and the request options together, as
+// every key-value verb needs both.
+func (f *clientFlags) clientAndOptions() (*client.Client, client.Options, error) {
+	o, err := f.options()
+	if err != nil {
+		return nil, o, err
+	}
+	c, err := f.client()
+	return c, o, err
+}
+
 func (f *clientFlags) options() (client.Options, error) {
 	if f.consistency != "" && (f.r != 0 || f.w != 0) {
 		return client.Options{}, errors.New("give either --consistency or --r/--w, not both")
@@ -90,11 +101,7 @@ func getCmd() *cobra.Command {
 		Short: "Read a key; prints every sibling on its own line and the context on stderr",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			o, err := f.options()
+			c, o, err := f.clientAndOptions()
 			if err != nil {
 				return err
 			}
@@ -135,11 +142,7 @@ func putCmd() *cobra.Command {
 		Short: "Write a key (VALUE - reads standard input)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			o, err := f.options()
+			c, o, err := f.clientAndOptions()
 			if err != nil {
 				return err
 			}
@@ -173,11 +176,7 @@ func deleteCmd() *cobra.Command {
 		Short: "Delete a key (writes a tombstone)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			o, err := f.options()
+			c, o, err := f.clientAndOptions()
 			if err != nil {
 				return err
 			}
