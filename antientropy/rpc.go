@@ -1,6 +1,7 @@
 package antientropy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -142,6 +143,7 @@ func (s *Service) call(ctx context.Context, peer string, req wire.Request) (wire
 	if err := s.reqs.wait(ctx, 1); err != nil {
 		return wire.Response{}, err
 	}
+	s.Stats.Requests.Add(1)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	out, err := s.tr.Call(cctx, peer, b)
 	cancel()
@@ -188,7 +190,7 @@ func (r remote) Segment(ctx context.Context, partition int, segments []int) ([]K
 		if resp.Done {
 			return out, nil
 		}
-		if len(resp.Cursor) == 0 && len(resp.KeyHashes) == 0 {
+		if len(resp.KeyHashes) == 0 || bytes.Compare(resp.Cursor, cursor) <= 0 {
 			return nil, fmt.Errorf("%w: segment page without progress", ErrBadAnswer)
 		}
 		cursor = resp.Cursor

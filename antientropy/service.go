@@ -70,10 +70,10 @@ type Config struct {
 	// BytesPerSec. Default 4.
 	Parallel int
 	// KeysPerSec bounds the objects this node moves (fetched plus pushed)
-	// per second, over all exchanges. Default 5000: a node that missed
-	// 300,000 writes is refilled by its two peers and its own pulls in
-	// about half a minute, while a 2-core node keeps most of its CPU for
-	// clients. 0 means unlimited.
+	// per second, over all exchanges. Default 2000: a node that missed
+	// 300,000 writes is refilled by its two peers and its own pulls (6,000
+	// objects/s together) in about a minute, while repair takes a few
+	// percent of a 2-core machine. 0 means unlimited.
 	KeysPerSec int
 	// BytesPerSec bounds the bytes of this node's exchanges (requests sent
 	// and answers received) per second. Default 8 MiB. 0 means unlimited.
@@ -82,8 +82,9 @@ type Config struct {
 	// second. Every request costs both sides a fixed amount of CPU whatever
 	// it carries, and a round over many slightly different partitions is
 	// mostly small requests (six per differing partition and peer), which
-	// the key and byte budgets hardly see. Default 1000: a round over 2,048
-	// identical partition replicas takes about 2 s. 0 means unlimited.
+	// the key and byte budgets hardly see. Default 500: a round over 2,048
+	// identical partition replicas (1024 partitions, two peers) takes about
+	// 4 s. 0 means unlimited.
 	RequestsPerSec int
 	// BatchKeys is the most keys per fetch or merge request. Smaller
 	// batches spread repair writes more evenly between client writes.
@@ -126,9 +127,9 @@ func DefaultConfig() Config {
 		Shape:           DefaultShape(),
 		Interval:        time.Minute,
 		Parallel:        4,
-		KeysPerSec:      5000,
+		KeysPerSec:      2000,
 		BytesPerSec:     8 << 20,
-		RequestsPerSec:  1000,
+		RequestsPerSec:  500,
 		BatchKeys:       64,
 		BatchBytes:      512 << 10,
 		SegmentPageKeys: 4096,
@@ -218,6 +219,8 @@ type Stats struct {
 	// KeysRepaired counts local objects that anti-entropy changed (pulled
 	// here, or pushed here by a peer).
 	KeysRepaired atomic.Int64
+	// Requests counts the requests this node's exchanges sent.
+	Requests atomic.Int64
 	// BytesSent is every byte this node put on the wire for anti-entropy:
 	// its requests and its answers to peers. BytesReceived is the answers
 	// it received to its own requests.

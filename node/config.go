@@ -41,7 +41,7 @@ type Config struct {
 	// replicas. Default 1m.
 	AntiEntropyInterval time.Duration `toml:"anti-entropy-interval"`
 	// AntiEntropyKeysPerSec bounds the objects anti-entropy moves per
-	// second (fetched plus pushed). Default 5000; 0 means unlimited.
+	// second (fetched plus pushed). Default 2000; 0 means unlimited.
 	AntiEntropyKeysPerSec int `toml:"anti-entropy-keys-per-sec"`
 	// AntiEntropyBytesPerSec bounds anti-entropy's network bytes per
 	// second. Default 8 MiB; 0 means unlimited.
@@ -122,7 +122,7 @@ func DefaultConfig() Config {
 		MaxConnections:         4096,
 		RequestTimeout:         2 * time.Second,
 		HintWindow:             3 * time.Hour,
-		AntiEntropyKeysPerSec:  5000,
+		AntiEntropyKeysPerSec:  2000,
 		AntiEntropyBytesPerSec: 8 << 20,
 		TombstoneGrace:         24 * time.Hour,
 		DeadTimeout:            time.Hour,

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,6 +260,24 @@ func (c *aeCluster) bytes() int64 {
 	return n
 }
 
+// requests is every anti-entropy request sent so far.
+func (c *aeCluster) requests() int64 {
+	var n int64
+	for _, s := range c.svcs {
+		n += s.Stats.Requests.Load()
+	}
+	return n
+}
+
+// cpuTime is the CPU time this process used so far. Unlike wall time it
+// hardly depends on what else runs on the machine, so it gives the cost of
+// anti-entropy even on a busy machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // round runs one round on every node at once.
 func (c *aeCluster) round() {
 	var wg sync.WaitGroup
@@ -319,7 +338,7 @@ func threeCopies(b *testing.B, base string) []string {
 func BenchmarkAERoundIdentical(b *testing.B) {
 	keys := aeBenchKeys()
 	c := newAECluster(b, threeCopies(b, baseData(b, keys)), keys, nil)
-	before := c.bytes()
+	before, reqs, cpu := c.bytes(), c.requests(), cpuTime()
 	b.ResetTimer()
 	for range b.N {
 		c.round()
@@ -328,6 +347,7 @@ func BenchmarkAERoundIdentical(b *testing.B) {
 	per := float64(c.bytes()-before) / float64(b.N)
 	b.ReportMetric(per, "bytes/round")
 	b.ReportMetric(100*per/dataBytes(keys), "%data/round")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(c.requests()-reqs), "cpu-µs/request")
 }
 
 // One key differs on one replica; one round on every node finds and fixes it.
@@ -364,8 +384,9 @@ func BenchmarkAEOnePercent(b *testing.B) {
 	keys := aeBenchKeys()
 	c := newAECluster(b, threeCopies(b, baseData(b, keys)), keys, nil)
 	rng := rand.New(rand.NewSource(3))
-	var total int64
+	var total, reqs int64
 	var rounds int
+	var cpu time.Duration
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -375,16 +396,20 @@ func BenchmarkAEOnePercent(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		before := c.bytes()
+		before, r0, cpu0 := c.bytes(), c.requests(), cpuTime()
 		b.StartTimer()
 		rounds += c.untilConverged(10 * time.Minute)
 		b.StopTimer()
 		total += c.bytes() - before
+		reqs += c.requests() - r0
+		cpu += cpuTime() - cpu0
 		b.StartTimer()
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(total)/float64(b.N), "bytes/repair")
 	b.ReportMetric(float64(rounds)/float64(b.N), "rounds")
+	b.ReportMetric(float64(reqs)/float64(b.N), "requests/repair")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/repair")
 }
 
 // A node was down for 60 s while the others took 5,000 writes/s: 300,000
@@ -407,14 +432,16 @@ func BenchmarkAECatchUp60s(b *testing.B) {
 		copyDir(b, dirs[0], dirs[1])
 		copyDir(b, base, dirs[2])
 		c := newAECluster(b, dirs, keys+missed, nil)
-		before := c.bytes()
+		before, r0, cpu0 := c.bytes(), c.requests(), cpuTime()
 		b.StartTimer()
 		start := time.Now()
 		rounds := c.untilConverged(30 * time.Minute)
 		b.ReportMetric(time.Since(start).Seconds(), "s-to-converge")
 		b.ReportMetric(float64(rounds), "rounds")
 		b.ReportMetric(float64(c.bytes()-before), "bytes")
+		b.ReportMetric(float64(c.requests()-r0), "requests")
 		b.ReportMetric(float64(c.svcs[2].Stats.KeysRepaired.Load()), "keys-repaired")
+		b.ReportMetric((cpuTime() - cpu0).Seconds(), "cpu-s")
 	}
 }
 
