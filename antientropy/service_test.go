@@ -324,7 +324,7 @@ func TestEmptyReplicaRefillsInSmallMessages(t *testing.T) {
 func TestIdenticalReplicasExchangeAlmostNothing(t *testing.T) {
 	tc := newTestCluster(t, []string{"a", "b"}, 8, 2, nil)
 	for p := range 8 {
-		for i := range 200 {
+		for i := range 50 {
 			k := fmt.Sprintf("k%d-%d", p, i)
 			tc.write("a", p, k, "a.1", "0123456789", false)
 			tc.copyKey("a", "b", p, k)
@@ -405,7 +405,7 @@ func TestRequestsForPartitionsNotHeldAreRefused(t *testing.T) {
 // equal to a fresh scan of the store, whatever the interleaving.
 func TestRebuildUnderConcurrentWrites(t *testing.T) {
 	var during atomic.Int64 // writes that landed while the trees were building
-	for iter := range 5 {
+	for iter := range 3 {
 		tc := newTestCluster(t, []string{"a"}, 4, 1, nil)
 		svc := tc.svc("a")
 		st := tc.nodes["a"].st

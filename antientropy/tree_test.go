@@ -3,6 +3,7 @@ package antientropy
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand"
 	"slices"
 	"sync"
@@ -112,25 +113,32 @@ func TestSegmentOfSpreadsKeys(t *testing.T) {
 // and before the salt in keyDigest every key of a partition of a 1024-way
 // ring fell into one segment of a 1024-segment tree.
 func TestSegmentsIndependentOfPartitions(t *testing.T) {
+	const keys, segs = 1 << 16, 1024
 	for _, parts := range []int{64, 1024, 4096} {
 		r, err := ring.New([]ring.Member{{ID: "n1"}}, parts, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		const segs = 1024
-		seen := map[int]bool{}
-		n := 0
-		for i := 0; n < 4*segs; i++ {
-			k := []byte(fmt.Sprintf("user%09d", i))
-			if r.PartitionOf(k) != 7 {
-				continue
+		seen := make([]map[int]bool, parts)
+		for i := range keys {
+			k := fmt.Appendf(nil, "user%09d", i)
+			p := r.PartitionOf(k)
+			if seen[p] == nil {
+				seen[p] = map[int]bool{}
 			}
-			n++
-			seen[SegmentOf(k, segs)] = true
+			seen[p][SegmentOf(k, segs)] = true
 		}
-		// 4,096 keys over 1,024 segments leave about 1024·e⁻⁴ ≈ 19 empty.
-		if len(seen) < segs-60 {
-			t.Errorf("%d-partition ring: %d keys of one partition fall into only %d of %d segments", parts, n, len(seen), segs)
+		// k keys over 1024 segments fill about 1024·(1-e^(-k/1024)) of
+		// them; with the bug, one.
+		per := float64(keys) / float64(parts)
+		want := segs * (1 - math.Exp(-per/segs))
+		got := 0.0
+		for _, s := range seen {
+			got += float64(len(s))
+		}
+		got /= float64(parts)
+		if got < 0.9*want {
+			t.Errorf("%d-partition ring: a partition's %.0f keys fall into %.1f segments on average, want about %.1f", parts, per, got, want)
 		}
 	}
 }
