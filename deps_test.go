@@ -19,7 +19,7 @@ var allowed = map[string][]string{
 	"store":                {"vclock"},
 	"wire":                 {"vclock"},
 	"transport":            {},
-	"membership":           {"ring"},
+	"membership":           {"ring", "wire"},
 	"replication":          {"vclock", "wire", "store", "ring", "predict"},
 	"server":               {"vclock", "wire", "replication"},
 	"client":               {"vclock", "wire"},

@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/quorumkv/quorumkv/wire"
 )
 
 // delegate implements memberlist's delegate interfaces for a Membership.
@@ -83,6 +85,10 @@ func (d *delegate) LocalState(join bool) []byte {
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	m := d.m
 	var st pushState
+	if err := wire.CheckMsgpack(buf); err != nil {
+		m.log.Debug("ignoring malformed push/pull state", "err", err)
+		return
+	}
 	if err := msgpack.Unmarshal(buf, &st); err != nil {
 		m.log.Debug("ignoring undecodable push/pull state", "err", err)
 		return

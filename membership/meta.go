@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/quorumkv/quorumkv/wire"
 )
 
 // MetaMaxSize is the most bytes encoded Meta may take: memberlist's limit
@@ -68,6 +70,9 @@ func decodeMeta(b []byte) (Meta, error) {
 	var m Meta
 	if len(b) == 0 {
 		return m, fmt.Errorf("no metadata")
+	}
+	if err := wire.CheckMsgpack(b); err != nil {
+		return m, err
 	}
 	if err := msgpack.Unmarshal(b, &m); err != nil {
 		return m, err

@@ -145,3 +145,9 @@ func checkLengths(b []byte) error {
 	}
 	return nil
 }
+
+// CheckMsgpack reports whether b is safe to hand to a msgpack decoder: no
+// length it announces exceeds the bytes present, and nesting is bounded.
+// Every package that decodes msgpack from the network (node-to-node RPC,
+// gossip metadata) calls it first.
+func CheckMsgpack(b []byte) error { return checkLengths(b) }
