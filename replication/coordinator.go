@@ -190,12 +190,22 @@ type Coordinator struct {
 	tagLast  uint64
 	tagLease uint64
 
+	// dotFloor is the highest counter this node's actor used for any key:
+	// new dots go above it, so a key whose object was purged never reuses
+	// a counter. dotMu guards its persisted lease, which a restart starts
+	// above.
+	dotFloor atomic.Uint64
+	dotMu    sync.Mutex
+	dotLease uint64
+
 	closeOnce sync.Once
 }
 
 const (
 	metaTagLease = "strong-tag-lease"
 	tagLeaseStep = 1 << 16
+	metaDotLease = "dot-floor-lease"
+	dotLeaseStep = 1 << 20
 )
 
 // New returns a coordinator. It copies cfg.
@@ -219,7 +229,37 @@ func New(cfg Config, st Store, cl Cluster, tr Transport) (*Coordinator, error) {
 		c.tagLast = binary.BigEndian.Uint64(b)
 		c.tagLease = c.tagLast
 	}
+	b, ok, err = st.GetMeta(metaDotLease)
+	if err != nil {
+		return nil, fmt.Errorf("replication: read dot lease: %w", err)
+	}
+	if ok && len(b) == 8 {
+		c.dotLease = binary.BigEndian.Uint64(b)
+		c.dotFloor.Store(c.dotLease)
+	}
 	return c, nil
+}
+
+// raiseDotFloor records that counter was used, persisting a new lease
+// before the floor can pass the old one.
+func (c *Coordinator) raiseDotFloor(counter uint64) error {
+	for {
+		cur := c.dotFloor.Load()
+		if counter <= cur || c.dotFloor.CompareAndSwap(cur, counter) {
+			break
+		}
+	}
+	c.dotMu.Lock()
+	defer c.dotMu.Unlock()
+	if counter < c.dotLease {
+		return nil
+	}
+	lease := counter + dotLeaseStep
+	if err := c.st.SetMeta(metaDotLease, binary.BigEndian.AppendUint64(nil, lease)); err != nil {
+		return fmt.Errorf("replication: persist dot lease: %w", err)
+	}
+	c.dotLease = lease
+	return nil
 }
 
 // Close stops background work (read repairs, replica sends still under way)
@@ -568,7 +608,7 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 			vctx = cur.Clock.Join(w.Context)
 		}
 		var next vclock.Object
-		next, dot = cur.Update(c.cfg.Actor, vctx, w.Value, w.Delete)
+		next, dot = cur.UpdateAbove(c.cfg.Actor, c.dotFloor.Load(), vctx, w.Value, w.Delete)
 		if n := len(next.Siblings); n > c.cfg.MaxSiblings {
 			return cur, false, fmt.Errorf("%w: key would have %d siblings, the limit is %d; read the key and write with its context to resolve them", ErrTooManySiblings, n, c.cfg.MaxSiblings)
 		} else if n >= c.cfg.WarnSiblings {
@@ -581,6 +621,9 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 			return Result{Receipt: rc}, err
 		}
 		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Causes: map[string]error{c.cfg.ID: err}}, rc)
+	}
+	if err := c.raiseDotFloor(dot.Counter); err != nil {
+		return Result{Receipt: rc}, err
 	}
 	rc.Acks = 1
 	newCtx := vctx.With(dot)

@@ -70,7 +70,16 @@ func (o Object) Deleted() bool { return len(o.Siblings) > 0 && len(o.Live()) == 
 // are replaced by one new sibling; the others stay, concurrent with it. It
 // also returns the new sibling's dot.
 func (o Object) Update(actor string, ctx VV, value []byte, tombstone bool) (Object, Dot) {
-	n := o.Clock.Get(actor)
+	return o.UpdateAbove(actor, 0, ctx, value, tombstone)
+}
+
+// UpdateAbove is Update with the new dot's counter above floor as well. A
+// coordinator passes a floor that only grows (across all keys and restarts)
+// so that after a key's object was purged, its next write cannot reuse a
+// counter that a replica which has not purged yet still covers — such a
+// write would look already seen there and be dropped.
+func (o Object) UpdateAbove(actor string, floor uint64, ctx VV, value []byte, tombstone bool) (Object, Dot) {
+	n := max(o.Clock.Get(actor), floor)
 	if c := ctx.Get(actor); c > n {
 		n = c
 	}
