@@ -377,17 +377,28 @@ func (c *Cluster) restartLocked(ctx context.Context, i int) error {
 func (c *Cluster) Pause(ctx context.Context, i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := docker(ctx, "pause", c.nodes[i].Container); err != nil {
-		return err
+	// The freezer can fail to freeze a busy container ("unable to freeze"),
+	// and runc then thaws it again; trying again a moment later works.
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = docker(ctx, "pause", c.nodes[i].Container); err == nil {
+			c.paused[i] = true
+			return nil
+		}
+		if sleepCtx(ctx, 500*time.Millisecond) != nil {
+			break
+		}
 	}
-	c.paused[i] = true
-	return nil
+	return err
 }
 
 // Unpause thaws node i.
 func (c *Cluster) Unpause(ctx context.Context, i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.paused[i] {
+		return nil // the pause never took
+	}
 	if _, err := docker(ctx, "unpause", c.nodes[i].Container); err != nil {
 		return err
 	}
