@@ -293,3 +293,28 @@ func TestAbbrev(t *testing.T) {
 		t.Fatalf("Abbrev = %q", got)
 	}
 }
+
+func TestPartitionGroups(t *testing.T) {
+	order := []int{2, 4, 0, 3, 1}
+	tests := []struct {
+		kind    string
+		groups  string
+		blocked map[int][]int // node → nodes it drops
+	}{
+		{"isolate", "[[2] [0 1 3 4]]", map[int][]int{2: {0, 1, 3, 4}, 0: {2}, 4: {2}}},
+		{"split", "[[2 4] [0 1 3]]", map[int][]int{2: {0, 1, 3}, 4: {0, 1, 3}, 0: {2, 4}}},
+		// Bridge: 2 sees everyone; {4,0} and {3,1} do not see each other.
+		{"bridge", "[[0 2 4] [1 2 3]]", map[int][]int{2: nil, 4: {1, 3}, 0: {1, 3}, 3: {0, 4}, 1: {0, 4}}},
+	}
+	for _, tt := range tests {
+		g := partitionGroups(tt.kind, order)
+		if fmt.Sprint(g) != tt.groups {
+			t.Errorf("%s: groups %v, want %s", tt.kind, g, tt.groups)
+		}
+		for node, want := range tt.blocked {
+			if got := blockedFrom(g, 5, node); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: node %d drops %v, want %v", tt.kind, node, got, want)
+			}
+		}
+	}
+}

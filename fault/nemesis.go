@@ -85,23 +85,30 @@ func (p *partitionNemesis) Inject(ctx context.Context, c *Cluster, rnd *rand.Ran
 			order = append(order, v)
 		}
 	}
-	var groups [][]int
-	switch p.name {
-	case "isolate":
-		groups = [][]int{{order[0]}, sorted(order[1:])}
-	case "split":
-		k := n / 2 // minority size: 2 of 5
-		groups = [][]int{sorted(order[:k]), sorted(order[k:])}
-	case "bridge":
-		// order[0] is the bridge; the others are halved and each half joins
-		// the bridge: 5 nodes give {a,b,X} and {X,c,d}.
-		half := (n - 1) / 2
-		groups = [][]int{sorted(append([]int{order[0]}, order[1:1+half]...)), sorted(append([]int{order[0]}, order[1+half:]...))}
-	}
+	groups := partitionGroups(p.name, order)
 	if err := c.Partition(ctx, groups); err != nil {
 		return "", err
 	}
 	return "partition " + describeGroups(c, groups), nil
+}
+
+// partitionGroups splits nodes (in order; the first is the victim or the
+// bridge) into the groups of the named partition.
+func partitionGroups(kind string, order []int) [][]int {
+	n := len(order)
+	switch kind {
+	case "isolate":
+		return [][]int{{order[0]}, sorted(order[1:])}
+	case "split":
+		k := n / 2 // the minority: 2 of 5
+		return [][]int{sorted(order[:k]), sorted(order[k:])}
+	case "bridge":
+		// order[0] is the bridge; the others are halved and each half joins
+		// it: five nodes give {a,b,X} and {X,c,d}.
+		half := (n - 1) / 2
+		return [][]int{sorted(append([]int{order[0]}, order[1:1+half]...)), sorted(append([]int{order[0]}, order[1+half:]...))}
+	}
+	return [][]int{sorted(order)}
 }
 
 func (p *partitionNemesis) Recover(ctx context.Context, c *Cluster) error { return c.Heal(ctx) }

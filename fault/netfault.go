@@ -50,30 +50,42 @@ func (c *Cluster) loadRules(ctx context.Context, i int, rules []string) error {
 // holds both. Groups may overlap (a bridge); a node in no group is cut off
 // from everyone.
 func (c *Cluster) Partition(ctx context.Context, groups [][]int) error {
-	connected := func(a, b int) bool {
-		for _, g := range groups {
-			if contains(g, a) && contains(g, b) {
-				return true
-			}
-		}
-		return false
-	}
 	var errs []error
 	for i := range c.nodes {
 		if c.isDown(i) {
 			continue
 		}
 		var rules []string
-		for j, peer := range c.nodes {
-			if j != i && !connected(i, j) {
-				rules = append(rules, "-s "+peer.IP+"/32 -j DROP")
-			}
+		for _, j := range blockedFrom(groups, len(c.nodes), i) {
+			rules = append(rules, "-s "+c.nodes[j].IP+"/32 -j DROP")
 		}
 		if err := c.loadRules(ctx, i, rules); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// blockedFrom returns the nodes whose packets node i must drop: those that
+// share no group with it.
+func blockedFrom(groups [][]int, n, i int) []int {
+	var out []int
+	for j := 0; j < n; j++ {
+		if j == i {
+			continue
+		}
+		connected := false
+		for _, g := range groups {
+			if contains(g, i) && contains(g, j) {
+				connected = true
+				break
+			}
+		}
+		if !connected {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // Lossy drops each packet between nodes with the given probability (in both

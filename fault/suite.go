@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -411,7 +412,7 @@ func (s *Suite) runOne(ctx context.Context, idx int, spec Spec) Result {
 	}
 	if crashed := c.Crashed(ctx); len(crashed) > 0 {
 		ok = false
-		ids := slices.Sorted(mapKeys(crashed))
+		ids := slices.Sorted(maps.Keys(crashed))
 		verdict = strings.TrimPrefix(verdict+"; node crashed: "+strings.Join(ids, ", "), "ok; ")
 		for _, id := range ids {
 			res.Notes = append(res.Notes, "crash of "+id+": "+crashed[id])
@@ -437,16 +438,6 @@ func (s *Suite) runOne(ctx context.Context, idx int, spec Spec) Result {
 		}
 	}
 	return res
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // heal undoes any fault left and waits for the cluster to be whole; a
