@@ -13,14 +13,15 @@ const module = "github.com/quorumkv/quorumkv/"
 // allowed lists, for each package, the project packages it may import.
 // Imports point down the layers only (see docs/architecture.md).
 var allowed = map[string][]string{
-	"vclock":               {},
+	"internal/mpack":       {},
+	"vclock":               {"internal/mpack"},
 	"ring":                 {},
 	"antientropy":          {"vclock", "wire", "store", "ring"},
-	"store":                {"vclock"},
-	"wire":                 {"vclock"},
+	"store":                {"vclock", "internal/mpack"},
+	"wire":                 {"vclock", "internal/mpack"},
 	"transport":            {},
 	"membership":           {"ring", "wire"},
-	"replication":          {"vclock", "wire", "store", "ring", "predict"},
+	"replication":          {"vclock", "wire", "store", "ring", "predict", "transport"},
 	"server":               {"vclock", "wire", "replication"},
 	"client":               {"vclock", "wire"},
 	"resp":                 {"vclock", "wire", "replication"},

@@ -515,6 +515,16 @@ func (s *Service) Status() wire.AntiEntropyStatus {
 	return st
 }
 
+// TotalKeys is how many keys this node stores (tombstones included), as its
+// trees count them: every partition, held or still being handed off.
+func (s *Service) TotalKeys() int64 {
+	var n int64
+	for _, t := range s.trees {
+		n += int64(t.Len())
+	}
+	return n
+}
+
 // held reports whether this node is a primary of p in the current ring.
 func (s *Service) held(p int) bool {
 	r := s.rings.Ring()

@@ -109,6 +109,8 @@ func New(cfg Config) (*Metrics, error) {
 			{"hints_expired_total", "Hints dropped after the hint window (anti-entropy repairs those keys).", &s.HintsExpired},
 			{"strong_write_backs_total", "Write-back phases of strong reads.", &s.StrongWriteBacks},
 			{"forwarded_total", "Requests forwarded to a node of the key's preference list.", &s.Forwarded},
+			{"replica_batches_total", "Messages that carried replica writes to a peer (one or more writes each).", &s.ReplicaBatches},
+			{"replica_batch_writes_total", "Replica writes sent in those messages; divided by replica_batches_total, the mean batch size.", &s.ReplicaBatchWrites},
 		} {
 			m.CounterFunc(c.name, c.help, func() float64 { return float64(c.v.Load()) })
 		}

@@ -357,6 +357,9 @@ func (n *Node) Status(ctx context.Context) wire.Status {
 		}
 	}
 	st.AntiEntropy = n.antiEntropyStatus()
+	if svc := n.ae.Load(); svc != nil {
+		st.Keys = svc.TotalKeys()
+	}
 	return st
 }
 

@@ -414,5 +414,10 @@ func (n *Node) checkRequest(req wire.Request) error {
 	if req.Partition >= n.cfg.Partitions {
 		return fmt.Errorf("%w: partition %d, the ring has %d", wire.ErrDecode, req.Partition, n.cfg.Partitions)
 	}
+	for _, it := range req.Items {
+		if it.Partition < 0 || it.Partition >= n.cfg.Partitions {
+			return fmt.Errorf("%w: batch item in partition %d, the ring has %d", wire.ErrDecode, it.Partition, n.cfg.Partitions)
+		}
+	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/quorumkv/quorumkv/predict"
 	"github.com/quorumkv/quorumkv/ring"
 	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/transport"
 	"github.com/quorumkv/quorumkv/vclock"
 	"github.com/quorumkv/quorumkv/wire"
 )
@@ -38,6 +39,7 @@ type Store interface {
 	Get(partition int, key []byte) (vclock.Object, bool, error)
 	Update(partition int, key []byte, fn func(cur vclock.Object, found bool) (vclock.Object, bool, error)) (vclock.Object, error)
 	Merge(partition int, key []byte, obj vclock.Object) (vclock.Object, bool, error)
+	MergeMany(items []store.Item) (int, error)
 	AddHint(h store.Hint, now time.Time) (uint64, error)
 	Hints(target string, limit int, fn func(store.Hint) error) error
 	DeleteHint(target string, seq uint64) error
@@ -62,6 +64,10 @@ type Config struct {
 	// DisableWriteBack makes strong reads skip their write-back phase (a
 	// negative control for the linearizability checker; never in production).
 	DisableWriteBack bool
+	// SpeculativeRead is how long a read waits for the replicas it asked
+	// before it asks one more (see readFan). Zero asks more only when one
+	// fails. Default 20ms.
+	SpeculativeRead time.Duration
 	// DisableSloppy makes writes use primaries only, without fallbacks.
 	DisableSloppy bool
 	// MaxSiblings refuses a write that would leave a key with more siblings.
@@ -81,7 +87,7 @@ type Config struct {
 
 // DefaultConfig returns a Config with every default set.
 func DefaultConfig() Config {
-	return Config{RequestTimeout: 2 * time.Second, MaxSiblings: 100, WarnSiblings: 25, Now: time.Now}
+	return Config{RequestTimeout: 2 * time.Second, SpeculativeRead: 20 * time.Millisecond, MaxSiblings: 100, WarnSiblings: 25, Now: time.Now}
 }
 
 // Validate reports every problem with c at once.
@@ -165,6 +171,11 @@ type Stats struct {
 	HintsExpired     atomic.Int64
 	StrongWriteBacks atomic.Int64
 	Forwarded        atomic.Int64
+	// ReplicaBatches counts messages that carried replica writes to a
+	// peer, ReplicaBatchWrites the writes they carried: the ratio is the
+	// mean batch size (see pipe.go).
+	ReplicaBatches     atomic.Int64
+	ReplicaBatchWrites atomic.Int64
 }
 
 // Coordinator runs client operations over the replicas of a key and serves
@@ -197,6 +208,9 @@ type Coordinator struct {
 	dotFloor atomic.Uint64
 	dotMu    sync.Mutex
 	dotLease uint64
+
+	// pipes holds a *pipe per peer (see pipe.go).
+	pipes sync.Map
 
 	closeOnce sync.Once
 }
@@ -304,11 +318,11 @@ func (c *Coordinator) call(ctx context.Context, node string, req wire.Request) (
 	}
 	addr, ok := c.cl.Addr(node)
 	if !ok {
-		return wire.Response{}, fmt.Errorf("no address known for %s", node)
+		return wire.Response{}, fmt.Errorf("%w: no address known for %s", transport.ErrUnreachable, node)
 	}
 	req.From = c.cfg.ID
-	timed := req.Op == wire.OpRead || req.Op == wire.OpWrite || req.Op == wire.OpStrongWrite
-	if timed {
+	timed := req.Op == wire.OpRead || req.Op == wire.OpWrite || req.Op == wire.OpStrongWrite || req.Op == wire.OpWriteBatch
+	if timed && req.SentAt == 0 {
 		req.SentAt = c.cfg.Now().UnixNano()
 	}
 	b, err := wire.Encode(&req)
@@ -322,9 +336,16 @@ func (c *Coordinator) call(ctx context.Context, node string, req wire.Request) (
 	resp, err := wire.DecodeResponse(out)
 	if err == nil && timed && resp.SentAt != 0 {
 		back := time.Duration(c.cfg.Now().UnixNano() - resp.SentAt)
-		if req.Op == wire.OpRead {
+		switch req.Op {
+		case wire.OpRead:
 			c.Latency.Observe(predict.S, back)
-		} else {
+		case wire.OpWriteBatch:
+			// One acknowledgement per write in the batch, as if each had
+			// gone alone, so the model weighs writes, not messages.
+			for range req.Items {
+				c.Latency.Observe(predict.A, back)
+			}
+		default:
 			c.Latency.Observe(predict.A, back)
 		}
 	}
@@ -365,27 +386,6 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, cons Consistency) (Re
 	return c.read(ctx, key, pl, cons.Needed(len(pl.primaries)))
 }
 
-// fanOutReads asks every primary for its object of key. With primary set,
-// replicas answer only if they are primaries in their own view.
-func (c *Coordinator) fanOutReads(key []byte, pl placement, primary bool) <-chan reply {
-	ch := make(chan reply, len(pl.primaries))
-	req := wire.Request{Op: wire.OpRead, Partition: pl.partition, Key: key, Primary: primary}
-	for _, node := range pl.primaries {
-		if node == c.cfg.ID {
-			resp, err := c.HandleRequest(c.bgCtx, req)
-			ch <- reply{node: node, resp: resp, err: err}
-			continue
-		}
-		c.goBackground(func(context.Context) {
-			rctx, cancel := c.replicaCtx()
-			defer cancel()
-			resp, err := c.call(rctx, node, req)
-			ch <- reply{node: node, resp: resp, err: err}
-		})
-	}
-	return ch
-}
-
 func objectOf(r wire.Response) vclock.Object {
 	if r.Object == nil {
 		return vclock.Object{}
@@ -408,23 +408,7 @@ func gather(ctx context.Context, ch <-chan reply, total, need int, op string) ([
 			// The quorum is out of reach: answer now, but first collect
 			// the replies already on their way (briefly), so the error
 			// reports how many replicas really answered.
-			grace := time.NewTimer(failFastGrace)
-			defer grace.Stop()
-			for len(ok)+failed < total {
-				select {
-				case r := <-ch:
-					if r.err != nil {
-						failed++
-						causes[r.node] = r.err
-					} else {
-						ok = append(ok, r)
-					}
-					continue
-				case <-grace.C:
-				case <-ctx.Done():
-				}
-				break
-			}
+			waitInFlight(ctx, ch, total-failed-len(ok), &ok, causes)
 			return ok, causes, &QuorumError{Op: op, Needed: need, Acked: len(ok), Causes: causes}
 		}
 		select {
@@ -458,14 +442,13 @@ func (c *Coordinator) failed(err error, rc Receipt) error {
 func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need int) (Result, error) {
 	ctx, cancel := c.requestCtx(ctx)
 	defer cancel()
-	total := len(pl.primaries)
-	rc := Receipt{Replicas: total}
-	if total == 0 {
+	rc := Receipt{Replicas: len(pl.primaries)}
+	if len(pl.primaries) == 0 {
 		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "read", Needed: need}, rc)
 	}
-	ch := c.fanOutReads(key, pl, false)
-	ok, _, err := gather(ctx, ch, total, need, "read")
-	rc.Acks = len(ok)
+	f := c.newReadFan(ctx, key, pl, false)
+	ok, err := f.gather(ctx, need, "read")
+	rc.Replicas, rc.Acks = f.sent, len(ok)
 	if err != nil {
 		return Result{Receipt: rc}, c.failed(err, rc)
 	}
@@ -479,7 +462,7 @@ func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need i
 				rc.ReadRepair++
 			}
 		}
-		c.repairInBackground(key, pl, ch, total, ok, merged)
+		c.repairInBackground(key, pl, f.ch, f.sent, ok, merged)
 	}
 	return Result{Object: merged, Context: merged.Clock, Receipt: rc}, nil
 }
@@ -487,8 +470,20 @@ func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need i
 // repairInBackground waits for the replicas that had not answered yet, then
 // sends the merged object to every primary that holds less than it.
 func (c *Coordinator) repairInBackground(key []byte, pl placement, ch <-chan reply, total int, got []reply, merged vclock.Object) {
-	if merged.IsEmpty() && len(got) == total {
-		return
+	if len(got) == total {
+		// Every replica asked has answered: repair now, in the background
+		// only if one of them lacks something (the common case, replicas
+		// that agree, costs no goroutine).
+		stale := false
+		for _, r := range got {
+			if !objectOf(r.resp).Descends(merged) {
+				stale = true
+				break
+			}
+		}
+		if !stale {
+			return
+		}
 	}
 	c.goBackground(func(bg context.Context) {
 		all := slices.Clone(got)
@@ -569,6 +564,11 @@ func (c *Coordinator) forwardWrite(ctx context.Context, key []byte, pl placement
 				return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Timeout: true, Causes: causes}, rc)
 			}
 			causes[node] = err
+			if !notRun(err) {
+				// The write may have run there with its own dot; running it
+				// again elsewhere would store the value twice, as siblings.
+				return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Unknown: true, Causes: causes}, rc)
+			}
 			continue
 		}
 		c.Stats.Forwarded.Add(1)
@@ -592,6 +592,15 @@ func (c *Coordinator) forwardWrite(ctx context.Context, key []byte, pl placement
 		}
 	}
 	return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Causes: causes}, rc)
+}
+
+// notRun reports whether a failed call to a write's coordinator certainly
+// did not run the write: the request was never sent, or the node refused it
+// with an error before coordinating (handleCoordinate reports every outcome
+// of a write it ran in the response, never as an error).
+func notRun(err error) bool {
+	var re *transport.RemoteError
+	return errors.Is(err, transport.ErrUnreachable) || errors.As(err, &re)
 }
 
 // coordinateWrite applies a write locally, as one of the key's primaries,
@@ -633,12 +642,9 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 	ch := make(chan reply, total)
 	fb := &fallbackPool{c: c, pl: pl}
 	for _, node := range pl.primaries {
-		if node == c.cfg.ID {
-			continue
+		if node != c.cfg.ID {
+			c.replicateTo(node, key, pl, obj, fb, ch)
 		}
-		c.goBackground(func(context.Context) {
-			ch <- c.replicateTo(node, key, pl, obj, fb)
-		})
 	}
 	ok, _, err := gather(ctx, ch, total-1, need-1, "write")
 	rc.Acks += len(ok)
@@ -682,30 +688,36 @@ func (f *fallbackPool) take() (string, bool) {
 	return "", false
 }
 
-// replicateTo sends obj to a primary, or, if the primary is down or fails,
-// to fallbacks as a hint for it.
-func (c *Coordinator) replicateTo(node string, key []byte, pl placement, obj vclock.Object, fb *fallbackPool) reply {
-	req := wire.Request{Op: wire.OpWrite, Partition: pl.partition, Key: key, Object: &obj}
-	var err error
-	if c.cl.Up(node) {
-		rctx, cancel := c.replicaCtx()
-		_, err = c.call(rctx, node, req)
-		cancel()
-		if err == nil {
-			return reply{node: node}
-		}
-	} else {
-		err = errors.New("down according to membership")
+// replicateTo sends obj to a primary through the pipe to it or, if the
+// primary is down or fails, to fallbacks as a hint for it. The outcome
+// arrives on ch, which must have room for it.
+func (c *Coordinator) replicateTo(node string, key []byte, pl placement, obj vclock.Object, fb *fallbackPool, ch chan<- reply) {
+	if !c.cl.Up(node) {
+		c.goBackground(func(context.Context) {
+			ch <- c.hintFor(node, key, pl, obj, fb, errors.New("down according to membership"))
+		})
+		return
 	}
+	c.pipeTo(node).write(pl.partition, key, obj, func(err error) {
+		if err == nil {
+			ch <- reply{node: node}
+			return
+		}
+		c.goBackground(func(context.Context) { ch <- c.hintFor(node, key, pl, obj, fb, err) })
+	})
+}
+
+// hintFor hands obj to the next fallback that takes it, as a hint for node,
+// which failed with err.
+func (c *Coordinator) hintFor(node string, key []byte, pl placement, obj vclock.Object, fb *fallbackPool, err error) reply {
+	req := wire.Request{Op: wire.OpWrite, Partition: pl.partition, Key: key, Object: &obj, HintFor: node}
 	for {
 		f, ok := fb.take()
 		if !ok {
 			return reply{node: node, err: err}
 		}
-		hinted := req
-		hinted.HintFor = node
 		rctx, cancel := c.replicaCtx()
-		_, ferr := c.call(rctx, f, hinted)
+		_, ferr := c.call(rctx, f, req)
 		cancel()
 		if ferr == nil {
 			return reply{node: f, fallback: true}
@@ -720,12 +732,22 @@ func (c *Coordinator) HandleRequest(ctx context.Context, req wire.Request) (wire
 		return c.handle(ctx, req)
 	}
 	// A timed replica message: record how long it took to get here (W or R)
-	// and stamp the answer so the coordinator can time the way back.
-	kind := predict.W
-	if req.Op == wire.OpRead {
-		kind = predict.R
+	// and stamp the answer so the coordinator can time the way back. Each
+	// write of a batch carries the time it was queued, so its delay includes
+	// its wait in the pipe.
+	now := c.cfg.Now().UnixNano()
+	switch req.Op {
+	case wire.OpRead:
+		c.Latency.Observe(predict.R, time.Duration(now-req.SentAt))
+	case wire.OpWriteBatch:
+		for _, it := range req.Items {
+			if it.SentAt != 0 {
+				c.Latency.Observe(predict.W, time.Duration(now-it.SentAt))
+			}
+		}
+	default:
+		c.Latency.Observe(predict.W, time.Duration(now-req.SentAt))
 	}
-	c.Latency.Observe(kind, time.Duration(c.cfg.Now().UnixNano()-req.SentAt))
 	resp, err := c.handle(ctx, req)
 	resp.SentAt = c.cfg.Now().UnixNano()
 	return resp, err
@@ -772,6 +794,13 @@ func (c *Coordinator) handle(ctx context.Context, req wire.Request) (wire.Respon
 		}
 		_, _, err := c.st.Merge(req.Partition, req.Key, *req.Object)
 		return wire.Response{}, err
+	case wire.OpWriteBatch:
+		items := make([]store.Item, len(req.Items))
+		for i, it := range req.Items {
+			items[i] = store.Item{Partition: it.Partition, Key: it.Key, Object: it.Object}
+		}
+		_, err := c.st.MergeMany(items)
+		return wire.Response{}, err
 	case wire.OpStrongWrite:
 		if req.Strong == nil {
 			return wire.Response{}, errors.New("strong write without a body")
@@ -807,7 +836,7 @@ func (c *Coordinator) handleCoordinate(ctx context.Context, req wire.Request) (w
 		switch {
 		case errors.As(err, &qe):
 			cr.Code, cr.Needed = wire.CodeUnavailable, qe.Needed
-			if qe.Timeout {
+			if qe.Timeout || qe.Unknown {
 				cr.Code = wire.CodeTimeout
 			}
 		case errors.Is(err, ErrTooManySiblings):

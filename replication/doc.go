@@ -24,10 +24,15 @@
 //     when the deadline passes first. Replica sends already under way go on
 //     in the background, so every reachable replica gets the write.
 //
-// An ordinary read asks all N primaries, answers with the merge of the first
-// R answers (every version no other version dominates: siblings), then waits
-// in the background for the rest and sends the merged object to every
-// primary that answered with less (read repair).
+// Replica writes to one peer go through that peer's pipe (pipe.go), which
+// batches the writes that queue while earlier ones are on the wire.
+//
+// An ordinary read asks R primaries (this node first), and one more when one
+// fails or the answers are slow (read.go); it answers with the merge of the
+// first R answers (every version no other version dominates: siblings), and
+// sends the merged object to every replica it asked that answered with less
+// (read repair). Primaries a read did not ask are caught up by hinted
+// handoff and anti-entropy.
 //
 // The strong level is multi-writer ABD over the N primaries only (fallbacks
 // never count), with majority quorums:

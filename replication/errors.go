@@ -23,13 +23,16 @@ var (
 )
 
 // QuorumError says how a request fell short of its quorum. It unwraps to
-// ErrTimeout when the deadline passed with answers still pending, else to
-// ErrUnavailable.
+// ErrTimeout when the outcome is unknown (the deadline passed with answers
+// still pending, or the connection to a forwarded write's coordinator broke
+// after the request went out), else to ErrUnavailable.
 type QuorumError struct {
 	Op      string
 	Needed  int
 	Acked   int
 	Timeout bool
+	// Unknown: the request may have run, but its answer was lost.
+	Unknown bool
 	Receipt Receipt
 	// Causes holds the failure of each replica that failed, by node id.
 	Causes map[string]error
@@ -39,6 +42,8 @@ func (e *QuorumError) Error() string {
 	var b strings.Builder
 	if e.Timeout {
 		fmt.Fprintf(&b, "%s timed out with %d of %d needed replica answers; the outcome is unknown", e.Op, e.Acked, e.Needed)
+	} else if e.Unknown {
+		fmt.Fprintf(&b, "%s lost the answer of its coordinator after sending it the request; the outcome is unknown", e.Op)
 	} else {
 		fmt.Fprintf(&b, "%s needs %d replica answers but only %d replicas answered", e.Op, e.Needed, e.Acked)
 	}
@@ -62,7 +67,7 @@ func (e *QuorumError) Error() string {
 
 // Unwrap returns the sentinel this error stands for.
 func (e *QuorumError) Unwrap() error {
-	if e.Timeout {
+	if e.Timeout || e.Unknown {
 		return ErrTimeout
 	}
 	return ErrUnavailable

@@ -27,15 +27,15 @@ func (c *Coordinator) nextTag(seen uint64) (uint64, error) {
 }
 
 // majorityRead is the first phase of both strong operations: the objects of
-// a majority of the primaries.
+// a majority of the primaries (asking only a majority at first; see readFan).
 func (c *Coordinator) majorityRead(ctx context.Context, key []byte, pl placement, rc *Receipt, op string) ([]reply, error) {
 	total := len(pl.primaries)
-	maj := total/2 + 1
 	if total == 0 {
 		return nil, &QuorumError{Op: op, Needed: 1}
 	}
-	ok, _, err := gather(ctx, c.fanOutReads(key, pl, true), total, maj, op)
-	rc.Acks = len(ok)
+	f := c.newReadFan(ctx, key, pl, true)
+	ok, err := f.gather(ctx, total/2+1, op)
+	rc.Replicas, rc.Acks = f.sent, len(ok)
 	return ok, err
 }
 
@@ -85,6 +85,7 @@ func (c *Coordinator) strongRead(ctx context.Context, key []byte, pl placement) 
 		// majority hold it before answering, so no later read can see less.
 		c.Stats.StrongWriteBacks.Add(1)
 		req := wire.Request{Op: wire.OpWrite, Partition: pl.partition, Key: key, Object: &merged, Primary: true}
+		rc.Replicas = len(pl.primaries)
 		if err := c.majorityApply(ctx, pl, req, &rc, "strong read write-back"); err != nil {
 			return Result{Receipt: rc}, c.failed(err, rc)
 		}
@@ -116,6 +117,7 @@ func (c *Coordinator) strongWrite(ctx context.Context, key []byte, pl placement,
 	}
 	sw := vclock.StrongWrite{Tag: vclock.Tag{Counter: n, Writer: c.cfg.Actor}, Context: clock, Value: w.Value, Tombstone: w.Delete}
 	req := wire.Request{Op: wire.OpStrongWrite, Partition: pl.partition, Key: key, Strong: &sw, Primary: true}
+	rc.Replicas = len(pl.primaries)
 	if err := c.majorityApply(ctx, pl, req, &rc, "strong write"); err != nil {
 		return Result{Receipt: rc}, c.failed(err, rc)
 	}

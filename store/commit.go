@@ -7,7 +7,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 )
 
-// Group commit for Config.Sync.
+// Group commit, with and without Config.Sync.
 //
 // Why: with SyncWrites badger (v4.9) syncs the value log once per batch of
 // queued transactions, but the memtable's write-ahead log once per
@@ -18,6 +18,11 @@ import (
 // unchanged (each caller still returns only after the sync that covers its
 // write), and the per-key stripe lock each caller holds keeps writes to one
 // key in order.
+//
+// Without Sync it pays too: every badger transaction costs its own commit
+// timestamp, watermark updates and a hand-off to badger's write goroutine.
+// With 32 concurrent writers on 2 cores one Update took 19.5 µs alone and
+// 13.2 µs grouped (BenchmarkUpdateParallel).
 //
 // No goroutine of its own: the first caller to find the committer idle
 // becomes the leader and commits everything queued, batch after batch, until
@@ -46,23 +51,36 @@ type groupCommitter struct {
 // set stores key=val durably, sharing the transaction (and so the syncs)
 // with concurrent callers.
 func (g *groupCommitter) set(key, val []byte) error {
-	r := &commitReq{key: key, val: val, done: make(chan error, 1)}
+	return g.setMany([]*commitReq{{key: key, val: val}})
+}
+
+// setMany stores every pair of reqs (their done channels are made here) and
+// returns the first error. The pairs may land in different transactions;
+// each is atomic on its own, which is all a batch of independent keys needs.
+func (g *groupCommitter) setMany(reqs []*commitReq) error {
+	for _, r := range reqs {
+		r.done = make(chan error, 1)
+	}
 	g.mu.Lock()
-	g.pending = append(g.pending, r)
-	if g.busy {
-		g.mu.Unlock()
-		return <-r.done
+	g.pending = append(g.pending, reqs...)
+	if !g.busy {
+		g.busy = true
+		for len(g.pending) > 0 {
+			batch := g.take()
+			g.mu.Unlock()
+			g.commit(batch)
+			g.mu.Lock()
+		}
+		g.busy = false
 	}
-	g.busy = true
-	for len(g.pending) > 0 {
-		batch := g.take()
-		g.mu.Unlock()
-		g.commit(batch)
-		g.mu.Lock()
-	}
-	g.busy = false
 	g.mu.Unlock()
-	return <-r.done
+	var first error
+	for _, r := range reqs {
+		if err := <-r.done; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // take removes the next batch from the queue; g.mu is held.

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/quorumkv/quorumkv/internal/mpack"
 	"github.com/quorumkv/quorumkv/vclock"
 )
 
@@ -44,8 +44,11 @@ type Config struct {
 	MemTableSize int64
 	// NumMemtables is how many memtables may be in memory at once. Default 3.
 	NumMemtables int
-	// BlockCacheSize caches decompressed table blocks. Default 16 MiB.
+	// BlockCacheSize caches decompressed table blocks. Default 8 MiB.
 	BlockCacheSize int64
+	// ObjectCacheSize caches recently used objects, encoded, in front of
+	// badger (see cache.go). Default 16 MiB; 0 turns it off.
+	ObjectCacheSize int64
 	// IndexCacheSize caches table indexes and bloom filters. Default 8 MiB;
 	// 0 in badger means "keep every index in memory", which grows with data.
 	IndexCacheSize int64
@@ -71,7 +74,8 @@ func DefaultConfig() Config {
 	return Config{
 		MemTableSize:     16 << 20,
 		NumMemtables:     3,
-		BlockCacheSize:   16 << 20,
+		BlockCacheSize:   8 << 20,
+		ObjectCacheSize:  16 << 20,
 		IndexCacheSize:   8 << 20,
 		ValueThreshold:   1 << 10,
 		ValueLogFileSize: 64 << 20,
@@ -94,6 +98,9 @@ func (c Config) Validate() error {
 	if c.ValueLogFileSize < 1<<20 || c.ValueLogFileSize >= 2<<30 {
 		errs = append(errs, fmt.Errorf("store: value log file size %d must be in [1 MiB, 2 GiB)", c.ValueLogFileSize))
 	}
+	if c.ObjectCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("store: object cache size %d is negative", c.ObjectCacheSize))
+	}
 	if c.NumCompactors < 2 {
 		errs = append(errs, errors.New("store: badger needs at least 2 compactors"))
 	}
@@ -114,9 +121,11 @@ type Store struct {
 	hintSeq atomic.Uint64
 	closed  atomic.Bool
 
-	// group, when Sync is on, lets concurrent Updates share one transaction
-	// and so one round of syncs (see commit.go). Nil without Sync.
+	// group lets concurrent Updates share one transaction (see commit.go):
+	// with Sync, one round of syncs; without, one commit's bookkeeping.
 	group *groupCommitter
+	// cache holds recently used objects; nil when Config.ObjectCacheSize is 0.
+	cache *objectCache
 }
 
 // Open opens (or creates) the store described by cfg.
@@ -148,9 +157,8 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: open %q: %w", cfg.Dir, err)
 	}
 	s := &Store{cfg: cfg, db: db, seed: maphash.MakeSeed()}
-	if cfg.Sync && !cfg.InMemory {
-		s.group = &groupCommitter{db: db}
-	}
+	s.group = &groupCommitter{db: db}
+	s.cache = newObjectCache(cfg.ObjectCacheSize)
 	if err := s.loadHintSeq(); err != nil {
 		db.Close()
 		return nil, err
@@ -177,13 +185,19 @@ func objectKey(partition int, key []byte) []byte {
 	return k
 }
 
-func (s *Store) lock(key []byte) *sync.Mutex {
-	return &s.locks[maphash.Bytes(s.seed, key)%lockStripes]
+func (s *Store) lock(key []byte) *sync.Mutex { return &s.locks[s.stripe(key)] }
+
+// stripe is the index of key's lock stripe.
+func (s *Store) stripe(key []byte) int { return int(maphash.Bytes(s.seed, key) % lockStripes) }
+
+// encodeObject is how objects are stored: msgpack, by vclock's own codec.
+func encodeObject(o *vclock.Object) []byte {
+	return o.AppendMsgpack(make([]byte, 0, o.MaxMsgpackSize()))
 }
 
 func decodeObject(b []byte) (vclock.Object, error) {
 	var o vclock.Object
-	if err := msgpack.Unmarshal(b, &o); err != nil {
+	if err := o.ReadMsgpack(mpack.NewReader(b)); err != nil {
 		return o, fmt.Errorf("store: corrupt object: %w", err)
 	}
 	return o, nil
@@ -204,25 +218,55 @@ func (s *Store) Get(partition int, key []byte) (vclock.Object, bool, error) {
 	if err := checkPartition(partition); err != nil {
 		return vclock.Object{}, false, err
 	}
-	var (
-		obj   vclock.Object
-		found bool
-	)
+	k := objectKey(partition, key)
+	if v, ok := s.cache.get(k); ok {
+		return decodeCached(v)
+	}
+	if s.cache != nil {
+		// A miss fills the cache, which only a holder of the key's lock
+		// may do (see cache.go).
+		mu := s.lock(key)
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	return s.getLocked(k)
+}
+
+// getLocked reads the object under objectKey k; the caller holds the key's
+// stripe lock (or there is no cache).
+func (s *Store) getLocked(k []byte) (vclock.Object, bool, error) {
+	if v, ok := s.cache.get(k); ok {
+		return decodeCached(v)
+	}
+	var val []byte
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(objectKey(partition, key))
+		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		found = true
-		return item.Value(func(v []byte) error {
-			obj, err = decodeObject(v)
-			return err
-		})
+		val, err = item.ValueCopy(nil)
+		return err
 	})
-	return obj, found, err
+	if err != nil {
+		return vclock.Object{}, false, err
+	}
+	if val == nil {
+		val = []byte{} // cached as "absent"
+	}
+	s.cache.put(k, val)
+	return decodeCached(val)
+}
+
+// decodeCached decodes a stored or cached value; an empty one means absent.
+func decodeCached(v []byte) (vclock.Object, bool, error) {
+	if len(v) == 0 {
+		return vclock.Object{}, false, nil
+	}
+	o, err := decodeObject(v)
+	return o, err == nil, err
 }
 
 // Update atomically replaces the object of key with fn's result. fn sees the
@@ -239,7 +283,8 @@ func (s *Store) Update(partition int, key []byte, fn func(cur vclock.Object, fou
 	mu := s.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, found, err := s.Get(partition, key)
+	k := objectKey(partition, key)
+	cur, found, err := s.getLocked(k)
 	if err != nil {
 		return cur, err
 	}
@@ -247,20 +292,19 @@ func (s *Store) Update(partition int, key []byte, fn func(cur vclock.Object, fou
 	if err != nil || !write {
 		return cur, err
 	}
-	b, err := msgpack.Marshal(&next)
-	if err != nil {
-		return cur, fmt.Errorf("store: encode object: %w", err)
-	}
-	if err := s.set(objectKey(partition, key), b); err != nil {
+	b := encodeObject(&next)
+	if err := s.set(k, b); err != nil {
+		s.cache.drop(k)
 		return cur, fmt.Errorf("store: write: %w", err)
 	}
+	s.cache.put(k, b)
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange(partition, key, cur.Hash(), next.Hash(), found, true)
 	}
 	return next, nil
 }
 
-// set writes one object; with Sync, through the group committer.
+// set writes one object through the group committer.
 func (s *Store) set(k, v []byte) error {
 	if s.group != nil {
 		return s.group.set(k, v)
@@ -294,13 +338,14 @@ func (s *Store) Purge(partition int, key []byte, expectHash uint64) (bool, error
 	mu := s.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, found, err := s.Get(partition, key)
+	k := objectKey(partition, key)
+	cur, found, err := s.getLocked(k)
 	if err != nil || !found || cur.Hash() != expectHash {
 		return false, err
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Delete(objectKey(partition, key))
-	}); err != nil {
+	err = s.db.Update(func(txn *badger.Txn) error { return txn.Delete(k) })
+	s.cache.drop(k)
+	if err != nil {
 		return false, fmt.Errorf("store: purge: %w", err)
 	}
 	if s.cfg.OnChange != nil {
@@ -365,9 +410,11 @@ func (s *Store) DropPartition(partition int) error {
 	for _, k := range keys {
 		mu := s.lock(k)
 		mu.Lock()
-		cur, found, err := s.Get(partition, k)
+		okey := objectKey(partition, k)
+		cur, found, err := s.getLocked(okey)
 		if err == nil && found {
-			err = s.db.Update(func(txn *badger.Txn) error { return txn.Delete(objectKey(partition, k)) })
+			err = s.db.Update(func(txn *badger.Txn) error { return txn.Delete(okey) })
+			s.cache.drop(okey)
 			if err == nil && s.cfg.OnChange != nil {
 				s.cfg.OnChange(partition, k, cur.Hash(), 0, true, false)
 			}

@@ -62,7 +62,9 @@ type Status struct {
 	PartitionsArriving int               `json:"partitions_arriving"`
 	Leaving            bool              `json:"leaving,omitempty"`
 	AntiEntropy        AntiEntropyStatus `json:"anti_entropy"`
-	Keys               int64             `json:"keys"`
+	// Keys counts the keys this node stores, tombstones included (zero
+	// until anti-entropy has built its trees after a start).
+	Keys int64 `json:"keys"`
 }
 
 // MemberStatus is one member in Status.

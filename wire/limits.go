@@ -148,6 +148,7 @@ func checkLengths(b []byte) error {
 
 // CheckMsgpack reports whether b is safe to hand to a msgpack decoder: no
 // length it announces exceeds the bytes present, and nesting is bounded.
-// Every package that decodes msgpack from the network (node-to-node RPC,
-// gossip metadata) calls it first.
+// Every package that decodes msgpack from the network with msgpack/v5
+// (gossip metadata) calls it first. DecodeRequest and DecodeResponse do
+// not need it: their hand decoder checks each length as it reads it.
 func CheckMsgpack(b []byte) error { return checkLengths(b) }

@@ -41,6 +41,9 @@ const (
 	// OpHolds asks whether a node still holds data of Partition that it
 	// has not handed off to the partition's primaries.
 	OpHolds
+	// OpWriteBatch asks a replica to merge every write of Items, as a whole
+	// or not at all (replication batches the writes it sends each peer).
+	OpWriteBatch
 	opEnd
 )
 
@@ -77,6 +80,16 @@ type KeyObject struct {
 	Object vclock.Object `msgpack:"o"`
 }
 
+// WriteItem is one replica write of an OpWriteBatch.
+type WriteItem struct {
+	Partition int           `msgpack:"p"`
+	Key       []byte        `msgpack:"k"`
+	Object    vclock.Object `msgpack:"o"`
+	// SentAt is when the coordinator queued the write (Unix ns), for the
+	// PBS latency model; never used for ordering.
+	SentAt int64 `msgpack:"t,omitempty"`
+}
+
 // KeyHash is one key with the hash of its object.
 type KeyHash struct {
 	Key  []byte `msgpack:"k"`
@@ -109,6 +122,8 @@ type Request struct {
 	// partition's primaries in its own view of the ring (strong operations
 	// count primaries only).
 	Primary bool `msgpack:"pr,omitempty"`
+	// Items are the writes of an OpWriteBatch.
+	Items []WriteItem `msgpack:"it,omitempty"`
 }
 
 // Response is the envelope of every node-to-node answer.
@@ -131,16 +146,34 @@ type Response struct {
 // ErrDecode is wrapped by every decoding failure.
 var ErrDecode = errors.New("wire: message does not decode")
 
-// Encode serialises a message with msgpack.
-func Encode(v any) ([]byte, error) { return msgpack.Marshal(v) }
+// Encode serialises a message with msgpack. Requests and responses, the
+// messages of the hot path, go through the hand-written codec (codec.go),
+// which writes the same bytes as msgpack.Marshal without reflection;
+// anything else is marshalled reflectively.
+func Encode(v any) ([]byte, error) {
+	switch m := v.(type) {
+	case *Request:
+		if m != nil {
+			return appendRequest(make([]byte, 0, requestMaxSize(m)), m), nil
+		}
+	case Request:
+		return appendRequest(make([]byte, 0, requestMaxSize(&m)), &m), nil
+	case *Response:
+		if m != nil {
+			return appendResponse(make([]byte, 0, responseMaxSize(m)), m), nil
+		}
+	case Response:
+		return appendResponse(make([]byte, 0, responseMaxSize(&m)), &m), nil
+	}
+	return msgpack.Marshal(v)
+}
 
-// DecodeRequest parses a Request and checks its operation.
+// DecodeRequest parses a Request and checks its operation. The decoder
+// checks every length the message announces against the bytes it holds
+// before allocating, so a short message cannot make it allocate much.
 func DecodeRequest(b []byte) (Request, error) {
 	var r Request
-	if err := checkLengths(b); err != nil {
-		return r, err
-	}
-	if err := msgpack.Unmarshal(b, &r); err != nil {
+	if err := decodeRequest(b, &r); err != nil {
 		return r, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	if r.Op == 0 || r.Op >= opEnd {
@@ -149,16 +182,18 @@ func DecodeRequest(b []byte) (Request, error) {
 	if r.Partition < 0 || r.Partition > 1<<16-1 {
 		return r, fmt.Errorf("%w: partition %d out of range", ErrDecode, r.Partition)
 	}
+	for _, it := range r.Items {
+		if it.Partition < 0 || it.Partition > 1<<16-1 {
+			return r, fmt.Errorf("%w: batch item partition %d out of range", ErrDecode, it.Partition)
+		}
+	}
 	return r, nil
 }
 
-// DecodeResponse parses a Response.
+// DecodeResponse parses a Response, with the same bounds as DecodeRequest.
 func DecodeResponse(b []byte) (Response, error) {
 	var r Response
-	if err := checkLengths(b); err != nil {
-		return r, err
-	}
-	if err := msgpack.Unmarshal(b, &r); err != nil {
+	if err := decodeResponse(b, &r); err != nil {
 		return r, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	return r, nil

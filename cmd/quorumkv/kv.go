@@ -215,7 +215,7 @@ func statusCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			fmt.Fprintf(out, "node %s  N=%d  ring=%d partitions  hints pending=%d\n\n", st.ID, st.Replicas, st.RingSize, st.HintsPending)
+			fmt.Fprintf(out, "node %s  N=%d  ring=%d partitions  keys=%d  hints pending=%d\n\n", st.ID, st.Replicas, st.RingSize, st.Keys, st.HintsPending)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "MEMBER\tSTATE\tPARTITIONS\tSHARE\tHTTP\tZONE")
 			members := st.Members

@@ -19,10 +19,11 @@ import (
 )
 
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
-// Badger's caches and memtables (store.DefaultConfig: 3×16 MiB memtables,
-// 16 MiB block cache, 8 MiB index cache) live in the Go heap, so this bounds
-// them too; what is left of 256 MiB covers stacks, mmap'd tables and the
-// runtime.
+// Badger's caches and memtables and the store's object cache
+// (store.DefaultConfig: 3×16 MiB memtables, 8 MiB block cache, 8 MiB index
+// cache, 16 MiB object cache) live in the Go heap, so this bounds them too.
+// Badger's table files are mapped, not in the heap: with many keys their
+// pages add to RSS beyond this limit (docs/benchmarks.md, Memory).
 const defaultMemoryLimit = 192 << 20
 
 func serverCmd() *cobra.Command {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/client"
 	"github.com/quorumkv/quorumkv/internal/clustertest"
+	"github.com/quorumkv/quorumkv/node"
 	"github.com/quorumkv/quorumkv/replication"
 )
 
@@ -223,4 +224,117 @@ func TestOverwriteSerialisesOnOneCoordinator(t *testing.T) {
 	if len(res.Object.Live()) != 2 {
 		t.Fatalf("a write without context must be a sibling, got %d versions", len(res.Object.Live()))
 	}
+}
+
+// TestConcurrentWritesBatchAndReachEveryReplica: many writers at once make
+// each coordinator's pipes send several writes per message, and still every
+// write reaches every replica (read repair and anti-entropy off, so only
+// the writes themselves can have put the data there).
+func TestConcurrentWritesBatchAndReachEveryReplica(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 7, Configure: func(i int, cfg *node.Config) {
+		cfg.DisableReadRepair = true
+		cfg.AntiEntropyInterval = time.Hour
+	}})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 60*time.Second)
+	const writers, each = 48, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				key := fmt.Appendf(nil, "b%d-%d", w, i)
+				opts := quorum
+				if i%2 == 1 {
+					opts = client.Options{Consistency: "one"}
+				}
+				if _, err := cl.At(w%3).Put(ctx, key, key, opts); err != nil {
+					t.Errorf("put %s: %v", key, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var batches, writes int64
+	for i := range 3 {
+		st := &c.Node(i).Coordinator().Stats
+		batches += st.ReplicaBatches.Load()
+		writes += st.ReplicaBatchWrites.Load()
+	}
+	// Each write goes to two other replicas; writes at `one` may still be
+	// on their way, so wait for every one of them to have been sent.
+	deadline := time.Now().Add(10 * time.Second)
+	for writes < 2*writers*each && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		batches, writes = 0, 0
+		for i := range 3 {
+			st := &c.Node(i).Coordinator().Stats
+			batches += st.ReplicaBatches.Load()
+			writes += st.ReplicaBatchWrites.Load()
+		}
+	}
+	if writes != 2*writers*each {
+		t.Fatalf("%d replica writes sent, want %d", writes, 2*writers*each)
+	}
+	if batches >= writes {
+		t.Errorf("%d messages for %d replica writes: nothing was batched", batches, writes)
+	}
+	t.Logf("%d replica writes in %d messages (%.1f per message)", writes, batches, float64(writes)/float64(batches))
+	for w := range writers {
+		for i := range each {
+			key := fmt.Appendf(nil, "b%d-%d", w, i)
+			ex, err := cl.At(i%3).Explain(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := 0
+			for _, r := range ex.Replicas {
+				if r.Role == "primary" && r.Found && r.Siblings == 1 {
+					held++
+				}
+			}
+			if held != 3 {
+				t.Fatalf("%s is held by %d of 3 primaries: %+v", key, held, ex.Replicas)
+			}
+		}
+	}
+}
+
+// TestSlowReplicaIsSkippedBySpeculativeReads: a read asks R replicas; when
+// one of them never answers (its answers to n1 are lost), the read asks the
+// next replica after the speculation delay instead of waiting out its
+// deadline. Every read succeeds well within the request timeout, and some
+// report three replicas asked (the speculative one among them).
+func TestSlowReplicaIsSkippedBySpeculativeReads(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 11, RequestTimeout: 2 * time.Second})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 60*time.Second)
+	for i := range 20 {
+		if _, err := cl.At(0).Put(ctx, fmt.Appendf(nil, "s%d", i), []byte("v"), all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// n2 still runs what n1 asks of it, but n1 never hears back.
+	c.Net.Block("n2", "n1")
+	defer c.Net.Unblock("n2", "n1")
+	speculated := 0
+	for i := range 20 {
+		start := time.Now()
+		res, err := cl.At(0).Get(ctx, fmt.Appendf(nil, "s%d", i), quorum)
+		if err != nil || !res.Found {
+			t.Fatalf("read s%d with n2's answers lost: %v", i, err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("read s%d took %v: it waited for the silent replica", i, took)
+		}
+		if res.Receipt.Replicas == 3 {
+			speculated++
+		}
+	}
+	// n2 is one of the two remote primaries each read may pick first, at
+	// random: with 20 reads, picking n3 every time has odds of 1 in 10^6.
+	if speculated == 0 {
+		t.Error("no read asked a third replica, so none met the silent one")
+	}
+	t.Logf("%d of 20 reads asked a third replica", speculated)
 }

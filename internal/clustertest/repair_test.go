@@ -436,4 +436,8 @@ func TestRepairStatus(t *testing.T) {
 	if ae.Interval != "100ms" || ae.PartitionsHeld != 64 || ae.Exchanges == 0 || ae.BytesSent == 0 || ae.LastRoundFinished == "" {
 		t.Fatalf("anti-entropy status %+v", ae)
 	}
+	// One key written at all: every node of the three stores it.
+	if st.Keys != 1 {
+		t.Fatalf("status says the node stores %d keys, want 1", st.Keys)
+	}
 }

@@ -65,13 +65,17 @@ func TestFenceCoversEmptyNewOwner(t *testing.T) {
 			if _, err := cl.At(0).Put(ctx, key, []byte("v1"), client.Options{Consistency: "strong"}); err != nil {
 				t.Fatal(err)
 			}
-			c.Net.Unblock("n1", "n3")
+			// n1 → n3 stays cut until after the read: the write's call to
+			// n3 may still be in flight after the client's answer, and
+			// lifting the cut now could let it through, putting the write
+			// on n3 and leaving nothing for the fence to do.
 			c.AddNode()
 			c.Net.Block("n3", "n2")
 			res, err := cl.At(2).Get(ctx, key, client.Options{Consistency: "strong"})
 			if err != nil {
 				t.Fatal(err)
 			}
+			c.Net.Unblock("n1", "n3")
 			sawWrite := res.Found && string(res.Values[0]) == "v1"
 			if !noFence && !sawWrite {
 				t.Fatalf("strong read after the join missed the acknowledged write: %q", res.Values)

@@ -39,6 +39,7 @@ func main() {
 	keys := flag.Int("keys", 100000, "key space (uniform)")
 	cons := flag.String("consistency", "quorum", "quorumkv consistency level")
 	label := flag.String("label", "", "label printed in the first column (default target)")
+	prefix := flag.String("prefix", "k", "key prefix: keys are PREFIX0..PREFIX(keys-1)")
 	flag.Parse()
 	if *label == "" {
 		*label = *target
@@ -65,7 +66,7 @@ func main() {
 			bad := 0
 			var lastErr string
 			for time.Now().Before(deadline) {
-				key := fmt.Sprintf("k%d", rng.IntN(*keys))
+				key := fmt.Sprintf("%s%d", *prefix, rng.IntN(*keys))
 				t0 := time.Now()
 				err := do(cl, *target, *op, base, key, value, *cons)
 				if err != nil {
