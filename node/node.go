@@ -33,6 +33,7 @@ import (
 // RPC is the node-to-node transport a node serves and calls through.
 type RPC interface {
 	Call(ctx context.Context, addr string, req []byte) ([]byte, error)
+	Go(ctx context.Context, addr string, req []byte, done func([]byte, error))
 	Addr() string
 	Close() error
 }

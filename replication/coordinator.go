@@ -22,6 +22,9 @@ import (
 // Transport sends one request to the node at addr and returns its answer.
 type Transport interface {
 	Call(ctx context.Context, addr string, req []byte) ([]byte, error)
+	// Go is Call without the wait: done gets the result exactly once and
+	// must not block (transport.TCP.Go).
+	Go(ctx context.Context, addr string, req []byte, done func([]byte, error))
 }
 
 // Cluster is what the coordinator needs to know about membership.
@@ -316,25 +319,56 @@ func (c *Coordinator) call(ctx context.Context, node string, req wire.Request) (
 	if node == c.cfg.ID {
 		return c.HandleRequest(ctx, req)
 	}
-	addr, ok := c.cl.Addr(node)
-	if !ok {
-		return wire.Response{}, fmt.Errorf("%w: no address known for %s", transport.ErrUnreachable, node)
-	}
-	req.From = c.cfg.ID
-	timed := req.Op == wire.OpRead || req.Op == wire.OpWrite || req.Op == wire.OpStrongWrite || req.Op == wire.OpWriteBatch
-	if timed && req.SentAt == 0 {
-		req.SentAt = c.cfg.Now().UnixNano()
-	}
-	b, err := wire.Encode(&req)
+	addr, b, err := c.encodeCall(node, &req)
 	if err != nil {
 		return wire.Response{}, err
 	}
 	out, err := c.tr.Call(ctx, addr, b)
+	return c.answer(&req, out, err)
+}
+
+// goCall is call without the wait: done gets the answer (on a transport
+// goroutine; it must not block). A call to this node runs before goCall
+// returns.
+func (c *Coordinator) goCall(ctx context.Context, node string, req wire.Request, done func(wire.Response, error)) {
+	if node == c.cfg.ID {
+		done(c.HandleRequest(ctx, req))
+		return
+	}
+	addr, b, err := c.encodeCall(node, &req)
+	if err != nil {
+		done(wire.Response{}, err)
+		return
+	}
+	c.tr.Go(ctx, addr, b, func(out []byte, err error) { done(c.answer(&req, out, err)) })
+}
+
+// encodeCall stamps and encodes req for node and looks up its address.
+func (c *Coordinator) encodeCall(node string, req *wire.Request) (string, []byte, error) {
+	addr, ok := c.cl.Addr(node)
+	if !ok {
+		return "", nil, fmt.Errorf("%w: no address known for %s", transport.ErrUnreachable, node)
+	}
+	req.From = c.cfg.ID
+	if timed(req.Op) && req.SentAt == 0 {
+		req.SentAt = c.cfg.Now().UnixNano()
+	}
+	b, err := wire.Encode(req)
+	return addr, b, err
+}
+
+func timed(op wire.Op) bool {
+	return op == wire.OpRead || op == wire.OpWrite || op == wire.OpStrongWrite || op == wire.OpWriteBatch
+}
+
+// answer decodes the answer to req and feeds its timing to the latency
+// model.
+func (c *Coordinator) answer(req *wire.Request, out []byte, err error) (wire.Response, error) {
 	if err != nil {
 		return wire.Response{}, err
 	}
 	resp, err := wire.DecodeResponse(out)
-	if err == nil && timed && resp.SentAt != 0 {
+	if err == nil && timed(req.Op) && resp.SentAt != 0 {
 		back := time.Duration(c.cfg.Now().UnixNano() - resp.SentAt)
 		switch req.Op {
 		case wire.OpRead:

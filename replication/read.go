@@ -69,17 +69,15 @@ func (f *readFan) next() bool {
 	node := f.order[0]
 	f.order = f.order[1:]
 	f.sent++
-	c := f.c
-	if node == c.cfg.ID {
-		resp, err := c.HandleRequest(c.bgCtx, f.req)
-		f.ch <- reply{node: node, resp: resp, err: err}
-		return true
+	ctx := f.ctx
+	if node == f.c.cfg.ID {
+		ctx = f.c.bgCtx
 	}
-	c.goBackground(func(context.Context) {
-		// The request's deadline bounds the call (no timer of its own):
-		// once the request is answered, a reply still on its way would
-		// only feed read repair, which anti-entropy covers.
-		resp, err := c.call(f.ctx, node, f.req)
+	// The request's deadline bounds a remote call (no timer of its own):
+	// once the request is answered, a reply still on its way would only
+	// feed read repair, which anti-entropy covers. f.ch has room for a
+	// reply from every primary, so done never blocks.
+	f.c.goCall(ctx, node, f.req, func(resp wire.Response, err error) {
 		f.ch <- reply{node: node, resp: resp, err: err}
 	})
 	return true

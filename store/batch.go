@@ -61,14 +61,15 @@ func (s *Store) MergeMany(items []Item) (int, error) {
 	for _, i := range stripes {
 		s.locks[i].Lock()
 	}
-	defer func() {
+	unlock := func() {
 		for _, i := range stripes {
 			s.locks[i].Unlock()
 		}
-	}()
+	}
 	for _, e := range entries {
 		var err error
 		if e.cur, e.found, err = s.getLocked(e.k); err != nil {
+			unlock()
 			return 0, err
 		}
 	}
@@ -85,23 +86,20 @@ func (s *Store) MergeMany(items []Item) (int, error) {
 		reqs = append(reqs, &commitReq{key: e.k, val: encodeObject(&next)})
 	}
 	if len(reqs) == 0 {
+		unlock()
 		return 0, nil
 	}
-	if err := s.group.setMany(reqs); err != nil {
-		for _, r := range reqs {
-			s.cache.drop(r.key)
-		}
-		return 0, fmt.Errorf("store: write: %w", err)
-	}
-	for _, r := range reqs {
-		s.cache.put(r.key, r.val)
-	}
+	wait := s.stageLocked(reqs)
 	if s.cfg.OnChange != nil {
 		for _, e := range entries {
 			if e.changed {
 				s.cfg.OnChange(e.p, e.key, e.cur.Hash(), e.obj.Hash(), e.found, true)
 			}
 		}
+	}
+	unlock()
+	if err := wait(); err != nil {
+		return 0, fmt.Errorf("store: write: %w", err)
 	}
 	return len(reqs), nil
 }

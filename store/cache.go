@@ -10,11 +10,20 @@ import (
 // through three memtables and the levels, which profiles of a loaded node
 // showed at a fifth of its CPU.
 //
+// It also holds every change that is queued for the group committer but
+// not yet committed, pinned: a write makes its new value the key's cached
+// value under the key's stripe lock, right after queueing it, and unpins it
+// once its commit is done. A pinned entry is never evicted, so the next
+// writer of the key (under the same lock) builds on the queued value, not
+// on what badger still holds, and a writer need not keep the lock through
+// the commit: writes to one hot key share group commits instead of taking
+// one each, in turn.
+//
 // Coherence: every change of an object happens under its key's stripe lock
-// and updates (or drops) the cached copy before the lock is released, and a
-// cache miss fills the cache only under that lock too. A reader without
-// the lock can therefore only fill with what badger holds while no writer
-// can change it, never with a version a writer has already replaced.
+// and pins its value before the lock is released, and a cache miss fills
+// the cache only under that lock too. A miss therefore means badger holds
+// the key's latest value, and a filler can never cache a version a writer
+// has already replaced.
 //
 // It stores encoded bytes, not decoded objects, so callers get their own
 // copy to change. Eviction is random within a shard: cheap, and good
@@ -23,14 +32,25 @@ type objectCache struct {
 	seed   maphash.Seed
 	shards [cacheShards]cacheShard
 	limit  int // bytes per shard
+
+	// evictPinned breaks the pinning rule; tests set it to show that
+	// their checks catch lost updates.
+	evictPinned bool
 }
 
 const cacheShards = 64
 
 type cacheShard struct {
 	mu    sync.Mutex
-	m     map[string][]byte
+	m     map[string]cacheEntry
 	bytes int
+}
+
+// cacheEntry is a cached value; an empty v means the key is absent. pins
+// counts the writes of this key queued but not yet committed.
+type cacheEntry struct {
+	v    []byte
+	pins int32
 }
 
 // newObjectCache returns a cache of about size bytes, or nil for size 0.
@@ -40,7 +60,7 @@ func newObjectCache(size int64) *objectCache {
 	}
 	c := &objectCache{seed: maphash.MakeSeed(), limit: int(size / cacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string][]byte)
+		c.shards[i].m = make(map[string]cacheEntry)
 	}
 	return c
 }
@@ -50,55 +70,96 @@ func (c *objectCache) shard(k []byte) *cacheShard {
 }
 
 // entryOverhead approximates a map entry's memory beyond key and value.
-const entryOverhead = 64
+const entryOverhead = 72
 
-func (c *objectCache) get(k []byte) ([]byte, bool) {
+func entrySize(k, v []byte) int { return len(k) + len(v) + entryOverhead }
+
+// get returns k's cached value and whether a write of it is still
+// uncommitted.
+func (c *objectCache) get(k []byte) (v []byte, pending, ok bool) {
 	if c == nil {
-		return nil, false
+		return nil, false, false
 	}
 	s := c.shard(k)
 	s.mu.Lock()
-	v, ok := s.m[string(k)]
+	e, ok := s.m[string(k)]
 	s.mu.Unlock()
-	return v, ok
+	return e.v, e.pins > 0, ok
 }
 
-// put caches v (which the cache now owns) for k.
-func (c *objectCache) put(k, v []byte) {
+// fill caches v, read from badger, for k (which has no entry: the caller
+// holds k's stripe lock and just missed).
+func (c *objectCache) fill(k, v []byte) {
 	if c == nil {
 		return
 	}
-	size := len(k) + len(v) + entryOverhead
+	size := entrySize(k, v)
 	if size > c.limit/8 {
-		c.drop(k)
 		return
 	}
 	s := c.shard(k)
 	s.mu.Lock()
-	if old, ok := s.m[string(k)]; ok {
-		s.bytes -= len(k) + len(old) + entryOverhead
+	s.makeRoom(size, c.limit, c.evictPinned)
+	if _, ok := s.m[string(k)]; !ok {
+		s.m[string(k)] = cacheEntry{v: v}
+		s.bytes += size
 	}
-	for kk, vv := range s.m {
-		if s.bytes+size <= c.limit {
-			break
-		}
-		delete(s.m, kk)
-		s.bytes -= len(kk) + len(vv) + entryOverhead
+	s.mu.Unlock()
+}
+
+// pin makes v (which the cache now owns) k's value, pinned until a matching
+// unpin: the caller holds k's stripe lock and has queued the write of v.
+// Pinned values stay whatever their size.
+func (c *objectCache) pin(k, v []byte) {
+	if c == nil {
+		return
 	}
-	s.m[string(k)] = v
+	size := entrySize(k, v)
+	s := c.shard(k)
+	s.mu.Lock()
+	e, ok := s.m[string(k)]
+	if ok {
+		s.bytes -= entrySize(k, e.v)
+	} else {
+		s.makeRoom(size, c.limit, c.evictPinned)
+	}
+	s.m[string(k)] = cacheEntry{v: v, pins: e.pins + 1}
 	s.bytes += size
 	s.mu.Unlock()
 }
 
-func (c *objectCache) drop(k []byte) {
+// unpin ends one pin of k, after its write's commit. When no pin is left
+// the entry becomes evictable, or goes at once if failed (the commit
+// failed, so badger may hold an older value) or if it is too large to keep.
+func (c *objectCache) unpin(k []byte, failed bool) {
 	if c == nil {
 		return
 	}
 	s := c.shard(k)
 	s.mu.Lock()
-	if old, ok := s.m[string(k)]; ok {
-		delete(s.m, string(k))
-		s.bytes -= len(k) + len(old) + entryOverhead
+	if e, ok := s.m[string(k)]; ok {
+		e.pins--
+		size := entrySize(k, e.v)
+		if e.pins <= 0 && (failed || size > c.limit/8) {
+			delete(s.m, string(k))
+			s.bytes -= size
+		} else {
+			s.m[string(k)] = e
+		}
 	}
 	s.mu.Unlock()
+}
+
+// makeRoom evicts unpinned entries until size more bytes fit; s.mu is held.
+func (s *cacheShard) makeRoom(size, limit int, evictPinned bool) {
+	for kk, e := range s.m {
+		if s.bytes+size <= limit {
+			return
+		}
+		if e.pins > 0 && !evictPinned {
+			continue
+		}
+		delete(s.m, kk)
+		s.bytes -= len(kk) + len(e.v) + entryOverhead
+	}
 }

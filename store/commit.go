@@ -16,8 +16,10 @@ import (
 // `--sync always` ran at a fraction of `never`. Putting the puts of concurrent
 // Updates into one transaction makes them share both syncs: durability is
 // unchanged (each caller still returns only after the sync that covers its
-// write), and the per-key stripe lock each caller holds keeps writes to one
-// key in order.
+// write). A writer queues its change under its key's stripe lock and waits
+// for the commit after releasing it (Store.stageLocked), so changes of one
+// key are queued, and committed, in the order they were made, and writes to
+// one hot key share commits too.
 //
 // Without Sync it pays too: every badger transaction costs its own commit
 // timestamp, watermark updates and a hand-off to badger's write goroutine.
@@ -35,8 +37,11 @@ const (
 	groupMaxBytes   = 128 << 10
 )
 
+// commitReq is one queued change: a put of val, a delete (del), or, with no
+// key, a barrier that only waits for everything queued before it.
 type commitReq struct {
 	key, val []byte
+	del      bool
 	done     chan error
 }
 
@@ -48,21 +53,25 @@ type groupCommitter struct {
 	busy    bool
 }
 
-// set stores key=val durably, sharing the transaction (and so the syncs)
-// with concurrent callers.
-func (g *groupCommitter) set(key, val []byte) error {
-	return g.setMany([]*commitReq{{key: key, val: val}})
-}
-
-// setMany stores every pair of reqs (their done channels are made here) and
-// returns the first error. The pairs may land in different transactions;
-// each is atomic on its own, which is all a batch of independent keys needs.
-func (g *groupCommitter) setMany(reqs []*commitReq) error {
+// enqueue queues reqs (their done channels are made here). Batches commit
+// in queue order, so changes of one key queued under its stripe lock land
+// in the order they were made, and a later put of a key in the same
+// transaction replaces an earlier one.
+func (g *groupCommitter) enqueue(reqs []*commitReq) {
 	for _, r := range reqs {
 		r.done = make(chan error, 1)
 	}
 	g.mu.Lock()
 	g.pending = append(g.pending, reqs...)
+	g.mu.Unlock()
+}
+
+// wait commits the queue if no other caller is doing so, then returns the
+// first error of reqs' commits. The pairs may land in different
+// transactions; each is atomic on its own, which is all independent keys
+// need.
+func (g *groupCommitter) wait(reqs []*commitReq) error {
+	g.mu.Lock()
 	if !g.busy {
 		g.busy = true
 		for len(g.pending) > 0 {
@@ -81,6 +90,13 @@ func (g *groupCommitter) setMany(reqs []*commitReq) error {
 		}
 	}
 	return first
+}
+
+// barrier returns once everything queued before it has committed.
+func (g *groupCommitter) barrier() error {
+	reqs := []*commitReq{{}}
+	g.enqueue(reqs)
+	return g.wait(reqs)
 }
 
 // take removes the next batch from the queue; g.mu is held.
@@ -106,21 +122,42 @@ func (g *groupCommitter) take() []*commitReq {
 // commit writes batch in one transaction and tells every caller the result.
 // A batch badger finds too big is retried one put per transaction.
 func (g *groupCommitter) commit(batch []*commitReq) {
-	err := g.db.Update(func(txn *badger.Txn) error {
-		for _, r := range batch {
-			if err := txn.Set(r.key, r.val); err != nil {
-				return err
-			}
+	n := 0
+	for _, r := range batch {
+		if r.key != nil {
+			n++
 		}
-		return nil
-	})
-	if errors.Is(err, badger.ErrTxnTooBig) && len(batch) > 1 {
+	}
+	var err error
+	if n > 0 {
+		err = g.db.Update(func(txn *badger.Txn) error {
+			for _, r := range batch {
+				if err := r.apply(txn); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if errors.Is(err, badger.ErrTxnTooBig) && n > 1 {
 		for _, r := range batch {
-			r.done <- g.db.Update(func(txn *badger.Txn) error { return txn.Set(r.key, r.val) })
+			r.done <- g.db.Update(r.apply)
 		}
 		return
 	}
 	for _, r := range batch {
 		r.done <- err
+	}
+}
+
+// apply adds r's change to txn; a barrier adds nothing.
+func (r *commitReq) apply(txn *badger.Txn) error {
+	switch {
+	case r.key == nil:
+		return nil
+	case r.del:
+		return txn.Delete(r.key)
+	default:
+		return txn.Set(r.key, r.val)
 	}
 }

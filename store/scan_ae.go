@@ -83,6 +83,16 @@ func (s *Store) SnapshotHashes(begin func(), fn func(partition int, key []byte, 
 	for i := range s.locks {
 		s.locks[i].Lock()
 	}
+	// Changes reported to OnChange may still wait in the commit queue;
+	// the snapshot must hold every one of them.
+	if s.group != nil {
+		if err := s.group.barrier(); err != nil {
+			for i := range s.locks {
+				s.locks[i].Unlock()
+			}
+			return fmt.Errorf("store: snapshot: %w", err)
+		}
+	}
 	txn := s.db.NewTransaction(false)
 	begin()
 	for i := range s.locks {

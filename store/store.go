@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/quorumkv/quorumkv/internal/mpack"
 	"github.com/quorumkv/quorumkv/vclock"
@@ -146,6 +147,7 @@ func Open(cfg Config) (*Store, error) {
 		WithValueLogFileSize(cfg.ValueLogFileSize).
 		WithNumCompactors(cfg.NumCompactors).
 		WithBaseTableSize(4 << 20).
+		WithCompression(options.None).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{cfg.Logger})
@@ -219,24 +221,45 @@ func (s *Store) Get(partition int, key []byte) (vclock.Object, bool, error) {
 		return vclock.Object{}, false, err
 	}
 	k := objectKey(partition, key)
-	if v, ok := s.cache.get(k); ok {
-		return decodeCached(v)
-	}
-	if s.cache != nil {
+	v, pending, ok := s.cache.get(k)
+	if !ok {
 		// A miss fills the cache, which only a holder of the key's lock
 		// may do (see cache.go).
 		mu := s.lock(key)
 		mu.Lock()
-		defer mu.Unlock()
+		var err error
+		v, pending, err = s.readLocked(k)
+		mu.Unlock()
+		if err != nil {
+			return vclock.Object{}, false, err
+		}
 	}
-	return s.getLocked(k)
+	if pending {
+		// Never answer with a change that is not committed yet: wait for
+		// the commit of everything queued so far, which includes it.
+		if err := s.group.barrier(); err != nil {
+			return vclock.Object{}, false, fmt.Errorf("store: read: %w", err)
+		}
+	}
+	return decodeCached(v)
 }
 
-// getLocked reads the object under objectKey k; the caller holds the key's
-// stripe lock (or there is no cache).
+// getLocked reads the object under objectKey k, including a change queued
+// but not yet committed; the caller holds the key's stripe lock.
 func (s *Store) getLocked(k []byte) (vclock.Object, bool, error) {
-	if v, ok := s.cache.get(k); ok {
-		return decodeCached(v)
+	v, _, err := s.readLocked(k)
+	if err != nil {
+		return vclock.Object{}, false, err
+	}
+	return decodeCached(v)
+}
+
+// readLocked returns the encoded object under k (empty when absent) and
+// whether it is still uncommitted, from the cache or else from badger
+// (filling the cache); the caller holds the key's stripe lock.
+func (s *Store) readLocked(k []byte) ([]byte, bool, error) {
+	if v, pending, ok := s.cache.get(k); ok {
+		return v, pending, nil
 	}
 	var val []byte
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -251,13 +274,13 @@ func (s *Store) getLocked(k []byte) (vclock.Object, bool, error) {
 		return err
 	})
 	if err != nil {
-		return vclock.Object{}, false, err
+		return nil, false, err
 	}
 	if val == nil {
 		val = []byte{} // cached as "absent"
 	}
-	s.cache.put(k, val)
-	return decodeCached(val)
+	s.cache.fill(k, val)
+	return val, false, nil
 }
 
 // decodeCached decodes a stored or cached value; an empty one means absent.
@@ -282,34 +305,69 @@ func (s *Store) Update(partition int, key []byte, fn func(cur vclock.Object, fou
 	}
 	mu := s.lock(key)
 	mu.Lock()
-	defer mu.Unlock()
 	k := objectKey(partition, key)
 	cur, found, err := s.getLocked(k)
 	if err != nil {
+		mu.Unlock()
 		return cur, err
 	}
 	next, write, err := fn(cur, found)
 	if err != nil || !write {
+		mu.Unlock()
 		return cur, err
 	}
-	b := encodeObject(&next)
-	if err := s.set(k, b); err != nil {
-		s.cache.drop(k)
-		return cur, fmt.Errorf("store: write: %w", err)
-	}
-	s.cache.put(k, b)
+	wait := s.stageLocked([]*commitReq{{key: k, val: encodeObject(&next)}})
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange(partition, key, cur.Hash(), next.Hash(), found, true)
+	}
+	mu.Unlock()
+	if err := wait(); err != nil {
+		return cur, fmt.Errorf("store: write: %w", err)
 	}
 	return next, nil
 }
 
-// set writes one object through the group committer.
-func (s *Store) set(k, v []byte) error {
-	if s.group != nil {
-		return s.group.set(k, v)
+// stageLocked queues reqs' changes for the group committer and pins their
+// values in the cache, so that the next change of each key builds on them
+// (see cache.go). The caller holds every key's stripe lock; it releases
+// them and then calls the returned wait, which returns once the changes are
+// committed (with Config.Sync, on disk) and must be called exactly once.
+// Without a cache there is nowhere to keep an uncommitted value, so the
+// commit happens here, under the locks.
+//
+// A failed commit is reported to the caller and drops the keys from the
+// cache, but the OnChange calls made for it stand: anti-entropy's trees
+// then hold a version the store lacks until the next start rebuilds them.
+// Badger only fails a commit when its disk does, or when it is closing.
+func (s *Store) stageLocked(reqs []*commitReq) (wait func() error) {
+	if s.group == nil { // only benchmarks run without the group committer
+		var err error
+		for _, r := range reqs {
+			if err = s.db.Update(r.apply); err != nil {
+				break
+			}
+		}
+		for _, r := range reqs {
+			s.cache.pin(r.key, r.val)
+			s.cache.unpin(r.key, err != nil)
+		}
+		return func() error { return err }
 	}
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) })
+	s.group.enqueue(reqs)
+	if s.cache == nil {
+		err := s.group.wait(reqs)
+		return func() error { return err }
+	}
+	for _, r := range reqs {
+		s.cache.pin(r.key, r.val)
+	}
+	return func() error {
+		err := s.group.wait(reqs)
+		for _, r := range reqs {
+			s.cache.unpin(r.key, err != nil)
+		}
+		return err
+	}
 }
 
 // Merge joins obj into what is stored for key and reports whether the stored
@@ -337,19 +395,19 @@ func (s *Store) Purge(partition int, key []byte, expectHash uint64) (bool, error
 	}
 	mu := s.lock(key)
 	mu.Lock()
-	defer mu.Unlock()
 	k := objectKey(partition, key)
 	cur, found, err := s.getLocked(k)
 	if err != nil || !found || cur.Hash() != expectHash {
+		mu.Unlock()
 		return false, err
 	}
-	err = s.db.Update(func(txn *badger.Txn) error { return txn.Delete(k) })
-	s.cache.drop(k)
-	if err != nil {
-		return false, fmt.Errorf("store: purge: %w", err)
-	}
+	wait := s.stageLocked([]*commitReq{{key: k, val: []byte{}, del: true}})
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange(partition, key, expectHash, 0, true, false)
+	}
+	mu.Unlock()
+	if err := wait(); err != nil {
+		return false, fmt.Errorf("store: purge: %w", err)
 	}
 	return true, nil
 }
@@ -413,13 +471,15 @@ func (s *Store) DropPartition(partition int) error {
 		okey := objectKey(partition, k)
 		cur, found, err := s.getLocked(okey)
 		if err == nil && found {
-			err = s.db.Update(func(txn *badger.Txn) error { return txn.Delete(okey) })
-			s.cache.drop(okey)
-			if err == nil && s.cfg.OnChange != nil {
+			wait := s.stageLocked([]*commitReq{{key: okey, val: []byte{}, del: true}})
+			if s.cfg.OnChange != nil {
 				s.cfg.OnChange(partition, k, cur.Hash(), 0, true, false)
 			}
+			mu.Unlock()
+			err = wait()
+		} else {
+			mu.Unlock()
 		}
-		mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("store: drop partition %d: %w", partition, err)
 		}

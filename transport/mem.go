@@ -243,6 +243,12 @@ type memResult struct {
 	err  error
 }
 
+// Go runs Call on a goroutine of its own and hands its result to done (see
+// TCP.Go).
+func (m *Mem) Go(ctx context.Context, addr string, req []byte, done func([]byte, error)) {
+	go func() { done(m.Call(ctx, addr, req)) }()
+}
+
 // Call sends a copy of req to the endpoint at addr and waits for a copy of its
 // answer, with the same errors as TCP.Call.
 func (m *Mem) Call(ctx context.Context, addr string, req []byte) ([]byte, error) {

@@ -172,12 +172,6 @@ func (t *TCP) ResetBackoff(addr string) {
 // ctx.Err() — context.DeadlineExceeded on timeout. Abandoning a call (ctx
 // done) leaves the connection intact; a late answer is dropped.
 func (t *TCP) Call(ctx context.Context, addr string, req []byte) ([]byte, error) {
-	if t.closed.Load() {
-		return nil, ErrClosed
-	}
-	if len(req) > t.cfg.MaxFrameBytes {
-		return nil, fmt.Errorf("transport: call %s: request of %d bytes: %w", addr, len(req), ErrTooLarge)
-	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		var cancel context.CancelFunc
@@ -185,36 +179,11 @@ func (t *TCP) Call(ctx context.Context, addr string, req []byte) ([]byte, error)
 		defer cancel()
 		deadline, _ = ctx.Deadline()
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, ctxErr(addr, err)
-	}
-	p := t.peer(addr)
 	cl := callPool.Get().(*call)
-	var (
-		c  *clientConn
-		id uint64
-	)
-	for attempt := 0; ; attempt++ {
-		var err error
-		if c, err = p.conn(ctx); err != nil {
-			callPool.Put(cl)
-			return nil, err
-		}
-		if id, err = c.register(cl); err == nil {
-			break
-		}
-		// The connection broke before we sent anything: one fresh try.
-		if attempt == 1 {
-			callPool.Put(cl)
-			return nil, err
-		}
-	}
-	if !c.q.push(id, flagRequest, budgetMicros(time.Until(deadline)), req) {
-		if c.unregister(id) {
-			callPool.Put(cl)
-			return nil, c.failure()
-		}
-		// fail() took the call and is delivering its error.
+	c, id, err := t.send(ctx, addr, req, deadline, cl)
+	if err != nil {
+		callPool.Put(cl)
+		return nil, err
 	}
 	select {
 	case <-cl.done:
@@ -228,18 +197,103 @@ func (t *TCP) Call(ctx context.Context, addr string, req []byte) ([]byte, error)
 	resp, err := cl.resp, cl.err
 	cl.resp, cl.err = nil, nil
 	callPool.Put(cl)
-	if re := (*RemoteError)(nil); errors.As(err, &re) {
-		// The handler's ctx carries our deadline, so it likely failed
-		// because of it: report the timeout, not its echo. (The ctx timer
-		// may not have fired yet, hence the clock check.)
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, ctxErr(addr, cerr)
+	return resp, blameDeadline(ctx, addr, deadline, err)
+}
+
+// Go is Call without the wait: it sends req and returns, and done gets the
+// answer or the error (as Call would return them) exactly once, later on a
+// transport goroutine, or before Go returns when the request could not be
+// sent. done must not block: it runs on the connection's reader. ctx must
+// have a deadline; its end abandons the call as it does Call's.
+//
+// Go exists so a coordinator can ask several replicas at once without a
+// goroutine per request: the profile of a node serving 33k quorum reads
+// per second showed a tenth of its CPU in starting those goroutines and
+// growing their stacks.
+func (t *TCP) Go(ctx context.Context, addr string, req []byte, done func([]byte, error)) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		done(nil, fmt.Errorf("transport: call %s: Go needs a ctx with a deadline", addr))
+		return
+	}
+	cl := &call{}
+	cl.fn = func(resp []byte, err error) {
+		cl.finished.Store(true)
+		if stop := cl.stop.Load(); stop != nil {
+			(*stop)()
 		}
-		if !time.Now().Before(deadline) {
-			return nil, ctxErr(addr, context.DeadlineExceeded)
+		done(resp, blameDeadline(ctx, addr, deadline, err))
+	}
+	c, id, err := t.send(ctx, addr, req, deadline, cl)
+	if err != nil {
+		done(nil, err)
+		return
+	}
+	stop := context.AfterFunc(ctx, func() {
+		if c.unregister(id) {
+			done(nil, ctxErr(addr, ctx.Err()))
+		}
+	})
+	cl.stop.Store(&stop)
+	if cl.finished.Load() {
+		stop() // the answer came first: cl.fn may have missed stop
+	}
+}
+
+// send registers cl on a connection to addr and queues req; it returns the
+// connection and request id, or the error that kept req from being sent
+// (cl is then not registered).
+func (t *TCP) send(ctx context.Context, addr string, req []byte, deadline time.Time, cl *call) (*clientConn, uint64, error) {
+	if t.closed.Load() {
+		return nil, 0, ErrClosed
+	}
+	if len(req) > t.cfg.MaxFrameBytes {
+		return nil, 0, fmt.Errorf("transport: call %s: request of %d bytes: %w", addr, len(req), ErrTooLarge)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, ctxErr(addr, err)
+	}
+	p := t.peer(addr)
+	var (
+		c  *clientConn
+		id uint64
+	)
+	for attempt := 0; ; attempt++ {
+		var err error
+		if c, err = p.conn(ctx); err != nil {
+			return nil, 0, err
+		}
+		if id, err = c.register(cl); err == nil {
+			break
+		}
+		// The connection broke before we sent anything: one fresh try.
+		if attempt == 1 {
+			return nil, 0, err
 		}
 	}
-	return resp, err
+	if !c.q.push(id, flagRequest, budgetMicros(time.Until(deadline)), req) {
+		if c.unregister(id) {
+			return nil, 0, c.failure()
+		}
+		// fail() took the call and is delivering its error.
+	}
+	return c, id, nil
+}
+
+// blameDeadline turns a remote error that the deadline likely caused into
+// the timeout: the handler's ctx carries the caller's deadline, so report
+// the timeout, not its echo. (The ctx timer may not have fired yet, hence
+// the clock check.)
+func blameDeadline(ctx context.Context, addr string, deadline time.Time, err error) error {
+	if re := (*RemoteError)(nil); errors.As(err, &re) {
+		if cerr := ctx.Err(); cerr != nil {
+			return ctxErr(addr, cerr)
+		}
+		if !time.Now().Before(deadline) {
+			return ctxErr(addr, context.DeadlineExceeded)
+		}
+	}
+	return err
 }
 
 // peer returns the peer record for addr, creating it on first use.
@@ -279,6 +333,22 @@ type call struct {
 	done chan struct{} // capacity 1
 	resp []byte
 	err  error
+
+	// Set for a call made with Go: fn gets the result instead of done,
+	// and stop (once the caller stored it) ends the ctx watch.
+	fn       func([]byte, error)
+	stop     atomic.Pointer[func() bool]
+	finished atomic.Bool
+}
+
+// deliver hands the call its result; the deliverer owns the call.
+func (cl *call) deliver(resp []byte, err error) {
+	if cl.fn != nil {
+		cl.fn(resp, err)
+		return
+	}
+	cl.resp, cl.err = resp, err
+	cl.done <- struct{}{}
 }
 
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
@@ -522,8 +592,7 @@ func (c *clientConn) fail(err error) {
 	_ = c.nc.Close()
 	c.t.untrack(c)
 	for _, cl := range pending {
-		cl.err = err
-		cl.done <- struct{}{}
+		cl.deliver(nil, err)
 	}
 }
 
@@ -574,8 +643,7 @@ func (c *clientConn) readLoop() {
 		}
 		c.mu.Unlock()
 		if ok {
-			cl.resp, cl.err = resp, rerr
-			cl.done <- struct{}{}
+			cl.deliver(resp, rerr)
 		}
 	}
 }

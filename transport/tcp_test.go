@@ -549,3 +549,98 @@ func TestTCPWriteTimeout(t *testing.T) {
 	}
 	(<-stalled).Close()
 }
+
+// Go delivers every outcome exactly once: answers (many at once on one
+// connection), the deadline, a dead peer (before Go returns), a broken
+// connection; and an answered call leaves nothing watching its ctx.
+func TestTCPGo(t *testing.T) {
+	defer checkNoLeak(t)()
+	cfg := testConfig()
+	cfg.ConnsPerPeer = 1
+	hold := make(chan struct{})
+	srv := listen(t, cfg, func(ctx context.Context, req []byte) ([]byte, error) {
+		switch string(req) {
+		case "slow":
+			<-ctx.Done()
+			return nil, ctx.Err()
+		case "hold":
+			<-hold
+		}
+		return req, nil
+	})
+	cli := listen(t, cfg, nil)
+	type result struct {
+		resp string
+		err  error
+	}
+	goCall := func(ctx context.Context, addr, req string) <-chan result {
+		ch := make(chan result, 2) // room for a second delivery, which would fail the test
+		cli.Go(ctx, addr, []byte(req), func(resp []byte, err error) { ch <- result{string(resp), err} })
+		return ch
+	}
+	once := func(ch <-chan result) result {
+		t.Helper()
+		r := <-ch
+		select {
+		case r2 := <-ch:
+			t.Fatalf("second delivery %+v after %+v", r2, r)
+		case <-time.After(20 * time.Millisecond):
+		}
+		return r
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var chs []<-chan result
+	for i := range 200 {
+		chs = append(chs, goCall(ctx, srv.Addr(), fmt.Sprint("req", i)))
+	}
+	for i, ch := range chs {
+		if r := <-ch; r.err != nil || r.resp != fmt.Sprint("req", i) {
+			t.Fatalf("call %d: %+v", i, r)
+		}
+	}
+
+	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelShort()
+	start := time.Now()
+	if r := once(goCall(short, srv.Addr(), "slow")); !errors.Is(r.err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("slow call: %+v after %v, want DeadlineExceeded after about 100ms", r, time.Since(start))
+	}
+
+	noDeadline := make(chan result, 1)
+	cli.Go(context.Background(), srv.Addr(), []byte("x"), func(_ []byte, err error) { noDeadline <- result{err: err} })
+	if r := <-noDeadline; r.err == nil {
+		t.Fatal("Go without a deadline was accepted")
+	}
+
+	dead := freePort(t)
+	got := make(chan error, 1)
+	cli.Go(ctx, dead, []byte("x"), func(_ []byte, err error) { got <- err })
+	select {
+	case err := <-got:
+		if !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("dead peer: %v, want ErrUnreachable", err)
+		}
+	default:
+		t.Fatal("a call that could not be sent was not failed before Go returned")
+	}
+
+	held := goCall(ctx, srv.Addr(), "hold")
+	waitFor(t, time.Second, "the held call to be pending", func() bool {
+		c := cli.peer(srv.Addr()).slots[0].Load()
+		if c == nil {
+			return false
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.pending) == 1
+	})
+	cli.peer(srv.Addr()).slots[0].Load().nc.Close()
+	if r := once(held); !errors.Is(r.err, ErrConnLost) {
+		t.Fatalf("broken connection: %+v, want ErrConnLost", r)
+	}
+	close(hold)
+	cli.Close()
+	srv.Close()
+}

@@ -123,6 +123,17 @@ func (o Object) ApplyStrong(w StrongWrite) Object {
 // hold it or when the other side has not seen its dot; among strong siblings
 // only those with the highest tag survive.
 func Merge(a, b Object) Object {
+	// Replicas mostly agree, and a read folds its answers into an empty
+	// object: skip the work (and the two maps) when the join is one side.
+	// Every Object this package makes is normalized, so the join of equal
+	// objects, or with nothing, is that object; objects are never changed
+	// in place, so sharing it is safe.
+	switch {
+	case a.Equal(b), b.IsEmpty() && b.Tag.IsZero():
+		return a
+	case a.IsEmpty() && a.Tag.IsZero():
+		return b
+	}
 	out := Object{Clock: a.Clock.Join(b.Clock), Tag: a.Tag}
 	if out.Tag.Less(b.Tag) {
 		out.Tag = b.Tag
