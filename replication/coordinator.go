@@ -41,6 +41,7 @@ type Cluster interface {
 type Store interface {
 	Get(partition int, key []byte) (vclock.Object, bool, error)
 	Update(partition int, key []byte, fn func(cur vclock.Object, found bool) (vclock.Object, bool, error)) (vclock.Object, error)
+	UpdateStaged(partition int, key []byte, fn func(cur vclock.Object, found bool) (vclock.Object, bool, error)) (vclock.Object, func() error, error)
 	Merge(partition int, key []byte, obj vclock.Object) (vclock.Object, bool, error)
 	MergeMany(items []store.Item) (int, error)
 	AddHint(h store.Hint, now time.Time) (uint64, error)
@@ -646,7 +647,10 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 	rc := Receipt{Replicas: total}
 	var dot vclock.Dot
 	vctx := w.Context
-	obj, err := c.st.Update(pl.partition, key, func(cur vclock.Object, _ bool) (vclock.Object, bool, error) {
+	// The local copy commits while the write travels to the other
+	// replicas: with --sync always the local and remote fsyncs overlap
+	// instead of running one after the other.
+	obj, committed, err := c.st.UpdateStaged(pl.partition, key, func(cur vclock.Object, _ bool) (vclock.Object, bool, error) {
 		if w.Overwrite {
 			vctx = cur.Clock.Join(w.Context)
 		}
@@ -665,12 +669,22 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 		}
 		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Causes: map[string]error{c.cfg.ID: err}}, rc)
 	}
+	localFailed := func(err error, sent bool) (Result, error) {
+		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "write", Needed: need, Unknown: sent, Causes: map[string]error{c.cfg.ID: err}}, rc)
+	}
+	// The lease covers the new dot before any replica sees it.
 	if err := c.raiseDotFloor(dot.Counter); err != nil {
+		if cerr := committed(); cerr != nil {
+			return localFailed(cerr, false)
+		}
 		return Result{Receipt: rc}, err
 	}
-	rc.Acks = 1
 	newCtx := vctx.With(dot)
 	if need <= 1 && total == 1 {
+		if err := committed(); err != nil {
+			return localFailed(err, false)
+		}
+		rc.Acks = 1
 		return Result{Object: obj, Context: newCtx, Receipt: rc}, nil
 	}
 	ch := make(chan reply, total)
@@ -680,6 +694,11 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 			c.replicateTo(node, key, pl, obj, fb, ch)
 		}
 	}
+	if err := committed(); err != nil {
+		// The replicas may still take the write: its outcome is unknown.
+		return localFailed(err, true)
+	}
+	rc.Acks = 1
 	ok, _, err := gather(ctx, ch, total-1, need-1, "write")
 	rc.Acks += len(ok)
 	for _, r := range ok {

@@ -297,11 +297,28 @@ func decodeCached(v []byte) (vclock.Object, bool, error) {
 // write=false nothing is written. Update returns the object stored
 // afterwards.
 func (s *Store) Update(partition int, key []byte, fn func(cur vclock.Object, found bool) (next vclock.Object, write bool, err error)) (vclock.Object, error) {
+	next, wait, err := s.UpdateStaged(partition, key, fn)
+	if err != nil {
+		return next, err
+	}
+	if err := wait(); err != nil {
+		return vclock.Object{}, err
+	}
+	return next, nil
+}
+
+// UpdateStaged is Update without waiting for the commit: it returns the
+// new object as soon as the change is queued, and wait, which returns once
+// it is committed (with Config.Sync, on disk) and must be called exactly
+// once. Until then the change is invisible to Get, but later writers of
+// the key build on it. A coordinator uses it to send a write to the other
+// replicas while its own copy is being committed.
+func (s *Store) UpdateStaged(partition int, key []byte, fn func(cur vclock.Object, found bool) (next vclock.Object, write bool, err error)) (vclock.Object, func() error, error) {
 	if s.closed.Load() {
-		return vclock.Object{}, ErrClosed
+		return vclock.Object{}, nil, ErrClosed
 	}
 	if err := checkPartition(partition); err != nil {
-		return vclock.Object{}, err
+		return vclock.Object{}, nil, err
 	}
 	mu := s.lock(key)
 	mu.Lock()
@@ -309,23 +326,27 @@ func (s *Store) Update(partition int, key []byte, fn func(cur vclock.Object, fou
 	cur, found, err := s.getLocked(k)
 	if err != nil {
 		mu.Unlock()
-		return cur, err
+		return cur, nil, err
 	}
 	next, write, err := fn(cur, found)
 	if err != nil || !write {
 		mu.Unlock()
-		return cur, err
+		return cur, noWait, err
 	}
 	wait := s.stageLocked([]*commitReq{{key: k, val: encodeObject(&next)}})
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange(partition, key, cur.Hash(), next.Hash(), found, true)
 	}
 	mu.Unlock()
-	if err := wait(); err != nil {
-		return cur, fmt.Errorf("store: write: %w", err)
-	}
-	return next, nil
+	return next, func() error {
+		if err := wait(); err != nil {
+			return fmt.Errorf("store: write: %w", err)
+		}
+		return nil
+	}, nil
 }
+
+func noWait() error { return nil }
 
 // stageLocked queues reqs' changes for the group committer and pins their
 // values in the cache, so that the next change of each key builds on them
