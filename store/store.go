@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/quorumkv/quorumkv/internal/mpack"
 	"github.com/quorumkv/quorumkv/vclock"
@@ -147,7 +146,6 @@ func Open(cfg Config) (*Store, error) {
 		WithValueLogFileSize(cfg.ValueLogFileSize).
 		WithNumCompactors(cfg.NumCompactors).
 		WithBaseTableSize(4 << 20).
-		WithCompression(options.None).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{cfg.Logger})
