@@ -364,9 +364,14 @@ func (n *Node) Status(ctx context.Context) wire.Status {
 	return st
 }
 
+// drainTimeout bounds how long Close waits for peer requests under way.
+const drainTimeout = 5 * time.Second
+
 // Close stops the node: the API stops accepting and finishes in-flight
-// requests, background loops stop, the node leaves gossip, and badger is
-// flushed and closed. It is idempotent.
+// requests, background loops stop, requests from peers already running
+// finish and are answered, the node leaves gossip, and badger is flushed
+// and closed. It is idempotent.
+
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.ready.Store(false)
@@ -385,6 +390,12 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.loops.Wait()
+		// Answer the peer requests already running (a forwarded write
+		// whose answer is lost has an unknown outcome for its client);
+		// refuse new ones so their senders go elsewhere.
+		if d, ok := n.rpc.(interface{ Drain(time.Duration) }); ok {
+			d.Drain(drainTimeout)
+		}
 		if n.view != nil {
 			errs = append(errs, n.view.Close())
 		}

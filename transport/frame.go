@@ -101,9 +101,17 @@ func budgetMicros(d time.Duration) uint32 {
 type frameQueue struct {
 	wake chan struct{} // capacity 1; poked when the queue goes from empty to non-empty
 
-	mu     sync.Mutex // guards buf and closed
-	buf    []byte
-	closed bool
+	mu      sync.Mutex // guards buf, closed and writing
+	buf     []byte
+	closed  bool
+	writing bool // the writer holds frames it has not finished writing
+}
+
+// busy reports whether frames are queued or being written.
+func (q *frameQueue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.closed && (len(q.buf) > 0 || q.writing)
 }
 
 func newFrameQueue() *frameQueue {
@@ -134,6 +142,7 @@ func (q *frameQueue) take(spare []byte) []byte {
 	q.mu.Lock()
 	out := q.buf
 	q.buf = spare[:0]
+	q.writing = len(out) > 0
 	q.mu.Unlock()
 	return out
 }

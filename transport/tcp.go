@@ -32,6 +32,11 @@ type TCP struct {
 	wg     sync.WaitGroup // every goroutine this TCP started
 	closed atomic.Bool    // fast-path copy of closing
 
+	// draining is set by Drain: new requests are refused, running ones
+	// finish. inflight counts requests whose answer is not queued yet.
+	draining atomic.Bool
+	inflight atomic.Int64
+
 	peers sync.Map // addr -> *peer; read on every call, written once per peer
 
 	// mu guards closing and conns; a goroutine is only started (wg.Add) under
@@ -91,6 +96,38 @@ func ListenTCP(cfg Config, h Handler) (*TCP, error) {
 // Addr returns the address the transport listens on (the real port when
 // ListenAddr asked for port 0).
 func (t *TCP) Addr() string { return t.addr }
+
+// errDraining is what a request that arrives during Drain is answered. It
+// reaches the caller as a *RemoteError: the request did not run.
+const errDraining = "transport: node is shutting down"
+
+// Drain prepares a graceful Close: from now on requests that arrive are
+// refused (answered with an error, so callers can go elsewhere at once),
+// while the ones already running finish and their answers are sent. It
+// returns when they are, or after timeout. Calls this transport makes keep
+// working, so running handlers can still reach their peers.
+func (t *TCP) Drain(timeout time.Duration) {
+	t.draining.Store(true)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if t.inflight.Load() == 0 && !t.unsent() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// unsent reports whether an incoming connection still has answers to write.
+func (t *TCP) unsent() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.conns {
+		if s, ok := c.(*serverConn); ok && s.q.busy() {
+			return true
+		}
+	}
+	return false
+}
 
 // Close stops the listener, closes every connection, fails calls in flight
 // with ErrClosed, and waits for every goroutine the transport started,
@@ -772,6 +809,12 @@ func (s *serverConn) readLoop() {
 			case <-s.done:
 				return
 			}
+			if s.t.draining.Load() {
+				s.q.push(h.id, flagError, 0, []byte(errDraining))
+				<-s.sem
+				continue
+			}
+			s.t.inflight.Add(1)
 			ctx, id, budget := base, h.id, h.budget
 			// No t.mu here: this goroutine is itself counted in t.wg, so
 			// the counter is positive and Add cannot race with Close's Wait.
@@ -785,7 +828,10 @@ func (s *serverConn) readLoop() {
 
 // handle runs the handler for one request and queues its answer.
 func (s *serverConn) handle(ctx context.Context, id uint64, budget uint32, req []byte) {
-	defer func() { <-s.sem }()
+	defer func() {
+		s.t.inflight.Add(-1) // after the answer is queued (below)
+		<-s.sem
+	}()
 	if budget > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(budget)*time.Microsecond)

@@ -644,3 +644,57 @@ func TestTCPGo(t *testing.T) {
 	cli.Close()
 	srv.Close()
 }
+
+// Drain lets a running request finish and answers it, refuses new requests
+// with a remote error (they did not run), and returns once the answer is
+// out.
+func TestTCPDrain(t *testing.T) {
+	cfg := testConfig()
+	started := make(chan struct{})
+	var ran atomic.Int64
+	srv := listen(t, cfg, func(ctx context.Context, req []byte) ([]byte, error) {
+		ran.Add(1)
+		if string(req) == "slow" {
+			close(started)
+			time.Sleep(200 * time.Millisecond)
+		}
+		return req, nil
+	})
+	cli := listen(t, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cli.Call(ctx, srv.Addr(), []byte("warm")); err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan error, 1)
+	go func() {
+		resp, err := cli.Call(ctx, srv.Addr(), []byte("slow"))
+		if err == nil && string(resp) != "slow" {
+			err = fmt.Errorf("answer %q", resp)
+		}
+		slow <- err
+	}()
+	<-started
+	drained := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		srv.Drain(5 * time.Second)
+		drained <- time.Since(start)
+	}()
+	waitFor(t, time.Second, "drain to start", srv.draining.Load)
+	_, err := cli.Call(ctx, srv.Addr(), []byte("late"))
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Msg != errDraining {
+		t.Fatalf("request during drain: %v, want the remote error %q", err, errDraining)
+	}
+	if err := <-slow; err != nil {
+		t.Fatalf("the running request was not answered: %v", err)
+	}
+	// The slow handler had about 200 ms to go when Drain started.
+	if d := <-drained; d < 100*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("Drain took %v, want it to wait for the running request (about 200 ms)", d)
+	}
+	if n := ran.Load(); n != 2 {
+		t.Fatalf("%d requests ran, want 2 (the refused one must not run)", n)
+	}
+}
