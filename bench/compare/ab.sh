@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# ab.sh — compare quorumkv builds on the RESP path, interleaved so a slow
+# minute of the machine hits every build (docs/benchmarks.md, third round).
+# For each round and each binary: a fresh 3-node cluster, then
+# `redis-benchmark -t set` and `-t get` (-c 64 -d 100, N requests, plus
+# RARGS) against node 0's RESP port; prints requests/s, p99 and node 0's CPU
+# time per request (from /proc/PID/stat).
+#
+#   bench/compare/ab.sh 3 /tmp/quorumkv-old /tmp/quorumkv-new
+#   RARGS="-r 100000" FLAGS="--sync always" N=30000 bench/compare/ab.sh 1 OLD NEW
+set -u
+cd "$(dirname "$0")/../.."
+rounds=$1; shift
+base=${BASE:-28500}
+source bench/compare/cluster.sh
+trap 'qkv_stop' EXIT
+N=${N:-200000}
+for r in $(seq 1 "$rounds"); do
+  for bin in "$@"; do
+    dir=$(mktemp -d /tmp/qkv-ab.XXXXXX)
+    QKV_PIDS=() QKV_RESP=() QKV_HTTP=""
+    # shellcheck disable=SC2086 # FLAGS is a list of flags
+    qkv_start "$bin" "$dir" "$base" ${FLAGS:-} || exit 1
+    for t in set get; do
+      c0=$(awk '{print $14+$15}' "/proc/${QKV_PIDS[0]}/stat")
+      # shellcheck disable=SC2086
+      line=$(timeout 120 redis-benchmark -h 127.0.0.1 -p $((base + 3)) -t $t -n "$N" ${RARGS:-} \
+        -c 64 -d 100 --csv 2>/dev/null | tail -1)
+      c1=$(awk '{print $14+$15}' "/proc/${QKV_PIDS[0]}/stat")
+      rps=$(echo "$line" | cut -d, -f2 | tr -d '"')
+      p99=$(echo "$line" | cut -d, -f7 | tr -d '"')
+      echo "round $r $bin $t ${rps}/s p99 ${p99} ms node0 $(( (c1 - c0) * 10000000 / N / 1000 )) us/request"
+    done
+    qkv_stop
+    rm -rf "$dir"
+    base=$((base + 100))
+  done
+done
