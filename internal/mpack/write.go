@@ -57,25 +57,23 @@ func AppendBool(b []byte, v bool) []byte {
 
 // AppendMapHeader appends the header of a map of n key/value pairs; the
 // caller appends the 2n keys and values.
-func AppendMapHeader(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return append16(b, codeMap16, uint16(n))
-	}
-	return append32(b, codeMap32, uint32(n))
-}
+func AppendMapHeader(b []byte, n int) []byte { return appendHeader(b, n, 0x80, codeMap16, codeMap32) }
 
 // AppendArrayHeader appends the header of an array of n elements.
 func AppendArrayHeader(b []byte, n int) []byte {
+	return appendHeader(b, n, 0x90, codeArray16, codeArray32)
+}
+
+// appendHeader appends a map or array header: the fix form (fix|n) below
+// 16, else the 16- or 32-bit form.
+func appendHeader(b []byte, n int, fix, c16, c32 byte) []byte {
 	switch {
 	case n < 16:
-		return append(b, 0x90|byte(n))
+		return append(b, fix|byte(n))
 	case n <= math.MaxUint16:
-		return append16(b, codeArray16, uint16(n))
+		return append16(b, c16, uint16(n))
 	}
-	return append32(b, codeArray32, uint32(n))
+	return append32(b, c32, uint32(n))
 }
 
 // AppendUint appends n in the smallest form that holds it (1, 2, 3, 5 or 9
