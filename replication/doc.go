@@ -9,10 +9,16 @@
 //     the write to the first primary that membership says is up; only
 //     primaries coordinate, because a new version's dot is the coordinator's
 //     next counter for that key, and only a replica knows that counter.
+//     It moves on to the next primary only when the forward certainly did
+//     not run (never sent, or refused): a forward whose answer was lost may
+//     have run, and running it again would store the value twice, as two
+//     siblings, so the client gets an unknown outcome (timeout) instead.
 //  2. The coordinator applies the write to its own store (vclock
 //     Object.Update: the siblings the client's context covers are replaced,
 //     the rest stay as concurrent siblings) and sends the whole resulting
-//     object to the other primaries, which merge it.
+//     object to the other primaries, which merge it. Its own copy commits
+//     while the others travel (store.Store.UpdateStaged) and counts as an
+//     acknowledgement once committed.
 //  3. A primary that is down, or that fails to answer, is replaced by the next
 //     unused fallback of the preference list (a sloppy quorum, Dynamo §4.6):
 //     the fallback stores the object durably as a hint for that primary and
