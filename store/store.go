@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -60,6 +61,10 @@ type Config struct {
 	ValueLogFileSize int64
 	// NumCompactors is the number of compaction goroutines. Default 2.
 	NumCompactors int
+	// TrimInterval is how often the pages of badger's mapped table files
+	// are handed back to the page cache (trim.go). Default 250ms; zero never
+	// trims, and so does an in-memory store.
+	TrimInterval time.Duration
 	// Logger receives badger's warnings and errors. Nil discards them.
 	Logger *slog.Logger
 	// OnChange, when set, is called after every committed change of an
@@ -80,6 +85,7 @@ func DefaultConfig() Config {
 		ValueThreshold:   1 << 10,
 		ValueLogFileSize: 64 << 20,
 		NumCompactors:    2,
+		TrimInterval:     250 * time.Millisecond,
 	}
 }
 
@@ -104,6 +110,9 @@ func (c Config) Validate() error {
 	if c.NumCompactors < 2 {
 		errs = append(errs, errors.New("store: badger needs at least 2 compactors"))
 	}
+	if c.TrimInterval < 0 {
+		errs = append(errs, fmt.Errorf("store: trim interval %v is negative", c.TrimInterval))
+	}
 	if c.ValueThreshold < 1 || c.ValueThreshold > 1<<20 {
 		errs = append(errs, fmt.Errorf("store: value threshold %d must be in [1, 1 MiB]", c.ValueThreshold))
 	}
@@ -126,6 +135,8 @@ type Store struct {
 	group *groupCommitter
 	// cache holds recently used objects; nil when Config.ObjectCacheSize is 0.
 	cache *objectCache
+	// trimmer drops resident table pages; nil when trimming is off.
+	trimmer *tableTrimmer
 }
 
 // Open opens (or creates) the store described by cfg.
@@ -145,10 +156,11 @@ func Open(cfg Config) (*Store, error) {
 		WithValueThreshold(cfg.ValueThreshold).
 		WithValueLogFileSize(cfg.ValueLogFileSize).
 		WithNumCompactors(cfg.NumCompactors).
-		WithBaseTableSize(4 << 20).
+		WithBaseTableSize(2 << 20).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{cfg.Logger})
+	opts.TableSizeMultiplier = 1
 	if cfg.InMemory {
 		opts = opts.WithDir("").WithValueDir("")
 	}
@@ -163,6 +175,20 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if cfg.TrimInterval > 0 && !cfg.InMemory {
+		levels, err := badgerLevels(db)
+		var mems memtables
+		if err == nil {
+			mems, err = badgerMemtables(db)
+		}
+		if err != nil {
+			if cfg.Logger != nil {
+				cfg.Logger.Warn("store: table pages will not be trimmed", "err", err)
+			}
+		} else {
+			s.trimmer = startTrimmer(levels, mems, cfg.TrimInterval)
+		}
+	}
 	return s, nil
 }
 
@@ -170,6 +196,9 @@ func Open(cfg Config) (*Store, error) {
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	if s.trimmer != nil {
+		s.trimmer.close()
 	}
 	return s.db.Close()
 }

@@ -34,4 +34,9 @@ timeout 1200 "$BIN" bench --endpoints "$QKV_HTTP" --records "$RECORDS" --value-s
   --concurrency 64 --workload a --duration 20s --quiet
 kill $MON; MON=""
 rss
+# Where node 0's resident pages are, by kind of mapping: the heap and other
+# anonymous memory, badger's table files (.sst), its write-ahead logs (.mem,
+# .vlog) and the rest (the binary, libraries).
+awk '/^[0-9a-f]+-[0-9a-f]+ /{k="other"; if ($6=="" || $6 ~ /^\[/) k="anon"; else if ($6 ~ /\.sst$/) k="sst"; else if ($6 ~ /\.(mem|vlog)$/) k="wal"; next}
+     /^Rss:/{r[k]+=$2} END{printf "node 0 Rss by mapping, MiB:"; for (k in r) printf " %s %d", k, r[k]/1024; print ""}' /proc/${QKV_PIDS[0]}/smaps
 du -sm "$WORK/n0"

@@ -24,7 +24,7 @@ import (
 // cache, 16 MiB object cache) live in the Go heap, so this bounds them too.
 // Badger's table files are mapped, not in the heap: with many keys their
 // pages add to RSS beyond this limit (docs/benchmarks.md, Memory).
-const defaultMemoryLimit = 192 << 20
+const defaultMemoryLimit = 160 << 20
 
 func serverCmd() *cobra.Command {
 	var (
