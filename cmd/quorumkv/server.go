@@ -22,8 +22,9 @@ import (
 // Badger's caches and memtables and the store's object cache
 // (store.DefaultConfig: 3×16 MiB memtables, 8 MiB block cache, 8 MiB index
 // cache, 16 MiB object cache) live in the Go heap, so this bounds them too.
-// Badger's table files are mapped, not in the heap: with many keys their
-// pages add to RSS beyond this limit (docs/benchmarks.md, Memory).
+// Badger's table files and memtable logs are mapped, not in the heap; the
+// store hands their pages back to the page cache every 250 ms (store/trim.go),
+// so they add only what was touched since (docs/benchmarks.md, Memory).
 const defaultMemoryLimit = 160 << 20
 
 func serverCmd() *cobra.Command {
