@@ -367,8 +367,8 @@ func (n *Node) Status(ctx context.Context) wire.Status {
 // drainTimeout bounds how long Close waits for peer requests under way.
 const drainTimeout = 5 * time.Second
 
-// Close stops the node: the API stops accepting and finishes in-flight
-// requests, background loops stop, requests from peers already running
+// Close stops the node: the HTTP API and the RESP port stop accepting and
+// finish the requests and command batches in flight, background loops stop, requests from peers already running
 // finish and are answered, the node leaves gossip, and badger is flushed
 // and closed. It is idempotent.
 
@@ -376,16 +376,22 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.ready.Store(false)
 		var errs []error
+		// Both front doors drain at once: requests and RESP batches under
+		// way finish and are answered, for up to 10 s.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		respDone := make(chan error, 1)
+		if n.resp != nil {
+			go func() { respDone <- n.resp.Shutdown(ctx) }()
+		} else {
+			respDone <- nil
+		}
 		if n.http != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			errs = append(errs, n.http.Shutdown(ctx))
-			cancel()
 		} else if n.httpL != nil {
 			n.httpL.Close()
 		}
-		if n.resp != nil {
-			errs = append(errs, n.resp.Close())
-		}
+		errs = append(errs, <-respDone)
+		cancel()
 		if n.cancel != nil {
 			n.cancel()
 		}

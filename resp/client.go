@@ -43,6 +43,12 @@ type client struct {
 	authed bool
 	quit   bool
 
+	// mu guards busy and closing, which Server.Shutdown reads to close
+	// the connection only between batches.
+	mu      sync.Mutex
+	busy    bool
+	closing bool
+
 	// Wave scratch (see runBatch). waveCmds is the wave under way; pool
 	// goroutines read it and write replies[k] for their command k.
 	waveCmds []command
@@ -86,10 +92,56 @@ func (c *client) serve() {
 			}
 			return
 		}
+		if !c.beginBatch() {
+			return // Shutdown closed the connection: these do not run
+		}
 		c.s.commandsRun.Add(int64(len(cmds)))
-		if err := c.runBatch(cmds); err != nil || c.quit {
+		err = c.runBatch(cmds)
+		if !c.endBatch() {
+			// Shutdown: the batch's replies are out; close without
+			// resetting the connection under them.
+			c.lingerClose()
 			return
 		}
+		if err != nil || c.quit {
+			return
+		}
+	}
+}
+
+// beginBatch marks the connection busy with a batch; false if Shutdown has
+// closed it.
+func (c *client) beginBatch() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.busy = true
+	return true
+}
+
+// endBatch marks the batch done; false if the server is shutting down, in
+// which case the connection reads nothing more.
+func (c *client) endBatch() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = false
+	if c.s.draining.Load() {
+		c.closing = true
+		return false
+	}
+	return true
+}
+
+// closeIfIdle closes the connection if it is waiting for its client
+// (Shutdown); a busy one closes itself after its batch (endBatch).
+func (c *client) closeIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.busy {
+		c.closing = true
+		c.conn.Close()
 	}
 }
 

@@ -4,7 +4,8 @@
 //
 // The package depends only on the KV interface it declares (the replication
 // coordinator satisfies it); the node wires it with Listen and stops it with
-// Server.Close.
+// Server.Shutdown, which lets every batch under way finish and answer
+// (Server.Close cancels them).
 //
 // # Commands
 //

@@ -26,7 +26,7 @@ type KV interface {
 }
 
 // Server serves the Redis protocol (RESP2) on one listener. Create it with
-// Listen; stop it with Close.
+// Listen; stop it with Shutdown (graceful) or Close.
 type Server struct {
 	cfg   Config
 	kv    KV
@@ -51,7 +51,12 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[*client]struct{}
 	closed bool
+	// draining is set by Shutdown: a connection ends after the batch it is
+	// running instead of reading another.
+	draining atomic.Bool
 
+	stopOnce  sync.Once
+	lnErr     error
 	closeOnce sync.Once
 	closeErr  error
 
@@ -102,14 +107,51 @@ func Listen(cfg Config, kv KV) (*Server, error) {
 // Config.Addr asked for port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// stopAccepting closes the listener, once.
+func (s *Server) stopAccepting() {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.lnErr = s.ln.Close()
+		s.mu.Unlock()
+	})
+}
+
+// Shutdown stops the server gracefully, as net/http's Shutdown does: it
+// stops accepting, closes every connection that is waiting for its client,
+// and lets every other connection finish the batch of commands it is
+// running and send the replies before closing it. Commands a client sends
+// after that do not run; the client sees the connection close. If ctx ends
+// first, Shutdown cancels what still runs (Close) and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopAccepting()
+	s.draining.Store(true)
+	s.mu.Lock()
+	for c := range s.conns {
+		c.closeIfIdle()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	return errors.Join(err, s.Close())
+}
+
 // Close stops accepting, cancels commands under way, closes every client
 // connection and waits until every goroutine of the server has returned. It
 // is idempotent; later calls return the first call's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopAccepting()
 		s.mu.Lock()
-		s.closed = true
-		s.closeErr = s.ln.Close()
 		s.cancel()
 		for c := range s.conns {
 			c.conn.Close()
@@ -117,6 +159,7 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		s.wg.Wait()
 		s.workers.close()
+		s.closeErr = s.lnErr
 	})
 	return s.closeErr
 }

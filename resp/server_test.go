@@ -1099,3 +1099,77 @@ func TestLargeRepliesAreWrittenAsTheyCome(t *testing.T) {
 		t.Fatalf("last reply %q", got)
 	}
 }
+
+// Shutdown closes idle connections at once, lets a pipelined batch under
+// way finish and answer, then closes its connection; it refuses new ones.
+// (Close instead cancels the batch: its SET would answer an error.)
+func TestShutdownFinishesBatchesUnderWay(t *testing.T) {
+	kv := newFakeKV()
+	kv.delay = 300 * time.Millisecond
+	s := startServer(t, kv, nil)
+	idle := dialRaw(t, s.Addr())
+	idle.send("PING\r\n")
+	if got := idle.mustReply(); got != "+PONG" {
+		t.Fatalf("PING: %s", got)
+	}
+	busy := dialRaw(t, s.Addr())
+	busy.send("SET a 1\r\nGET a\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for kv.inflight.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	idle.expectClosed()
+	if got := busy.mustReply(); got != "+OK" {
+		t.Fatalf("SET under way at Shutdown answered %s", got)
+	}
+	if got := busy.mustReply(); got != "$1" {
+		t.Fatalf("GET in the same batch answered %s", got)
+	}
+	busy.expectClosed()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	if c, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("Shutdown left the port accepting")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after Shutdown: %v", err)
+	}
+}
+
+// A batch that does not finish before Shutdown's context ends is cancelled,
+// and Shutdown says so.
+func TestShutdownGivesUpAtItsDeadline(t *testing.T) {
+	kv := newFakeKV()
+	kv.delay = time.Hour
+	s := startServer(t, kv, nil)
+	stuck := dialRaw(t, s.Addr())
+	stuck.send("SET a 1\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for kv.inflight.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := s.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+	waitNoServerGoroutines(t, time.Second)
+}
