@@ -65,6 +65,9 @@ type Config struct {
 	// DisableReadRepair turns read repair off (a negative control for the
 	// convergence checks; never in production).
 	DisableReadRepair bool
+	// DisableReadCoalescing makes every read ask the replicas itself (see
+	// coalesce.go); for measurements and tests.
+	DisableReadCoalescing bool
 	// DisableWriteBack makes strong reads skip their write-back phase (a
 	// negative control for the linearizability checker; never in production).
 	DisableWriteBack bool
@@ -180,6 +183,9 @@ type Stats struct {
 	// mean batch size (see pipe.go).
 	ReplicaBatches     atomic.Int64
 	ReplicaBatchWrites atomic.Int64
+	// CoalescedReads counts reads answered by a read of the same key that
+	// another request started (see coalesce.go).
+	CoalescedReads atomic.Int64
 }
 
 // Coordinator runs client operations over the replicas of a key and serves
@@ -195,6 +201,9 @@ type Coordinator struct {
 	Stats Stats
 	// Latency samples the WARS delays of replica messages for PBS.
 	Latency *predict.Recorder
+
+	// reads coalesces concurrent reads of one key (coalesce.go).
+	reads readGroups
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -475,6 +484,43 @@ func (c *Coordinator) failed(err error, rc Receipt) error {
 }
 
 func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need int) (Result, error) {
+	if c.cfg.DisableReadCoalescing || need < 2 {
+		return c.readReplicas(ctx, key, pl, need)
+	}
+	// The read may answer other requests too, so this request's
+	// cancellation does not end it. Run inline it keeps the request's
+	// deadline; run for the requests that queued behind another read, it
+	// starts later and gets a request timeout of its own. Every request
+	// still waits only as long as its own context lets it.
+	run := func(inline bool) (Result, error) {
+		rctx := context.WithoutCancel(ctx)
+		var cancel context.CancelFunc
+		if dl, ok := ctx.Deadline(); ok && inline {
+			rctx, cancel = context.WithDeadline(rctx, dl)
+		} else {
+			rctx, cancel = context.WithTimeout(rctx, c.cfg.RequestTimeout)
+		}
+		defer cancel()
+		return c.readReplicas(rctx, key, pl, need)
+	}
+	res, err, shared := c.reads.do(ctx, readKey{key: string(key), need: need}, run)
+	if !shared {
+		return res, err
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// This request's context ended while it waited.
+		rc := Receipt{Replicas: len(pl.primaries)}
+		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "read", Needed: need, Timeout: true}, rc)
+	}
+	c.Stats.CoalescedReads.Add(1)
+	if err != nil {
+		return Result{Receipt: res.Receipt}, err
+	}
+	return shareResult(res), nil
+}
+
+// readReplicas reads key from need of its replicas and merges what they hold.
+func (c *Coordinator) readReplicas(ctx context.Context, key []byte, pl placement, need int) (Result, error) {
 	ctx, cancel := c.requestCtx(ctx)
 	defer cancel()
 	rc := Receipt{Replicas: len(pl.primaries)}

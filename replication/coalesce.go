@@ -1,0 +1,118 @@
+package replication
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// Read coalescing.
+//
+// Concurrent reads of one key at one level share replica round trips: a
+// read that finds a read of its key under way does not ask the replicas
+// itself, but waits for the next read of that key, which starts as soon as
+// the one under way ends and answers every read that arrived meanwhile. A
+// hot key read by many clients then costs the cluster one remote read per
+// round trip instead of one per request; reads of different keys are not
+// affected.
+//
+// It never answers a read with replies that were asked for before the read
+// arrived: joining the read under way would, and that read may have missed
+// a write acknowledged after it started but before the joiner arrived. A
+// quorum read still sees every write acknowledged before it began
+// (TestCoalescedReadStartsAfterItArrives, with the joinRunning control).
+//
+// Strong reads are never coalesced (they run their own protocol), nor are
+// reads of one replica (they cost no message).
+
+// readKey names the reads that may share: one key, one number of replicas.
+type readKey struct {
+	key  string
+	need int
+}
+
+// readCall is one read of a key that several requests may wait for.
+type readCall struct {
+	done chan struct{}
+	res  Result
+	err  error
+	// run performs the read; set for calls that start when another ends.
+	run func(inline bool) (Result, error)
+	// next is the call for the reads that arrived while this one ran.
+	next *readCall
+}
+
+// readGroups holds the reads under way, by key.
+type readGroups struct {
+	mu sync.Mutex
+	m  map[readKey]*readCall
+
+	// joinRunning lets a read join the read under way, which breaks the
+	// rule above; tests set it to show that their check catches it.
+	joinRunning bool
+}
+
+// do returns the result of a read of k: run(true)'s, on the caller's
+// goroutine, if no read of k is under way; otherwise that of the next read of k,
+// which starts when the one under way ends. shared reports the latter;
+// the caller must not change a shared result (see shareResult). A caller
+// whose ctx ends while it waits gets ctx's error.
+func (g *readGroups) do(ctx context.Context, k readKey, run func(inline bool) (Result, error)) (res Result, err error, shared bool) {
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = make(map[readKey]*readCall)
+	}
+	cur := g.m[k]
+	if cur == nil {
+		call := &readCall{done: make(chan struct{})}
+		g.m[k] = call
+		g.mu.Unlock()
+		res, err = run(true)
+		g.finish(k, call, res, err)
+		return res, err, false
+	}
+	wait := cur.next
+	switch {
+	case g.joinRunning:
+		wait = cur
+	case wait == nil:
+		wait = &readCall{done: make(chan struct{}), run: run}
+		cur.next = wait
+	}
+	g.mu.Unlock()
+	select {
+	case <-wait.done:
+		return wait.res, wait.err, true
+	case <-ctx.Done():
+		return Result{}, ctx.Err(), true
+	}
+}
+
+// finish publishes call's result and starts the call waiting behind it.
+func (g *readGroups) finish(k readKey, call *readCall, res Result, err error) {
+	call.res, call.err = res, err
+	g.mu.Lock()
+	next := call.next
+	if next == nil {
+		delete(g.m, k)
+	} else {
+		g.m[k] = next
+	}
+	g.mu.Unlock()
+	close(call.done)
+	if next != nil {
+		go func() {
+			res, err := next.run(false)
+			g.finish(k, next, res, err)
+		}()
+	}
+}
+
+// shareResult copies the parts of a shared result a caller could change.
+// Values are shared: no caller changes them.
+func shareResult(r Result) Result {
+	r.Object.Siblings = slices.Clone(r.Object.Siblings)
+	r.Object.Clock = slices.Clone(r.Object.Clock)
+	r.Context = slices.Clone(r.Context)
+	return r
+}
