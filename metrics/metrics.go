@@ -116,6 +116,7 @@ func New(cfg Config) (*Metrics, error) {
 		}{
 			{"read_repairs_total", "Stale replicas repaired by reads.", &s.ReadRepairs},
 			{"coalesced_reads_total", "Reads answered by a read of the same key that started after them on behalf of several requests.", &s.CoalescedReads},
+			{"combined_writes_total", "Overwrites (RESP SET) answered by one write of the same key that carried a later concurrent request's value.", &s.CombinedWrites},
 			{"quorum_failures_total", "Requests that failed because fewer than R or W replicas answered (503).", &s.QuorumFailures},
 			{"request_timeouts_total", "Requests whose outcome is unknown because the deadline passed (504).", &s.Timeouts},
 			{"hints_stored_total", "Hints this node stored for unreachable primaries (sloppy quorum).", &s.HintsStored},

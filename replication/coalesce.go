@@ -31,14 +31,17 @@ type readKey struct {
 	need int
 }
 
-// readCall is one read of a key that several requests may wait for.
+// readCall is one read of a key that several requests may wait for (or
+// one combined write, see Coordinator.Put).
 type readCall struct {
 	done chan struct{}
 	res  Result
 	err  error
-	// run performs the read; set for calls that start when another ends.
-	run func(inline bool) (Result, error)
-	// next is the call for the reads that arrived while this one ran.
+	// run performs the call with arg; set for calls that start when
+	// another ends. arg is the last argument a request queued with.
+	run func(inline bool, arg any) (Result, error)
+	arg any
+	// next is the call for the requests that arrived while this one ran.
 	next *readCall
 }
 
@@ -52,12 +55,13 @@ type readGroups struct {
 	joinRunning bool
 }
 
-// do returns the result of a read of k: run(true)'s, on the caller's
+// do returns the result of a read of k: run(true, arg)'s, on the caller's
 // goroutine, if no read of k is under way; otherwise that of the next read of k,
 // which starts when the one under way ends. shared reports the latter;
 // the caller must not change a shared result (see shareResult). A caller
 // whose ctx ends while it waits gets ctx's error.
-func (g *readGroups) do(ctx context.Context, k readKey, run func(inline bool) (Result, error)) (res Result, err error, shared bool) {
+// The next call runs with the arg of the last request that queued for it.
+func (g *readGroups) do(ctx context.Context, k readKey, arg any, run func(inline bool, arg any) (Result, error)) (res Result, err error, shared bool) {
 	g.mu.Lock()
 	if g.m == nil {
 		g.m = make(map[readKey]*readCall)
@@ -67,7 +71,7 @@ func (g *readGroups) do(ctx context.Context, k readKey, run func(inline bool) (R
 		call := &readCall{done: make(chan struct{})}
 		g.m[k] = call
 		g.mu.Unlock()
-		res, err = run(true)
+		res, err = run(true, arg)
 		g.finish(k, call, res, err)
 		return res, err, false
 	}
@@ -76,8 +80,10 @@ func (g *readGroups) do(ctx context.Context, k readKey, run func(inline bool) (R
 	case g.joinRunning:
 		wait = cur
 	case wait == nil:
-		wait = &readCall{done: make(chan struct{}), run: run}
+		wait = &readCall{done: make(chan struct{}), run: run, arg: arg}
 		cur.next = wait
+	default:
+		wait.arg = arg
 	}
 	g.mu.Unlock()
 	select {
@@ -93,16 +99,18 @@ func (g *readGroups) finish(k readKey, call *readCall, res Result, err error) {
 	call.res, call.err = res, err
 	g.mu.Lock()
 	next := call.next
+	var arg any
 	if next == nil {
 		delete(g.m, k)
 	} else {
 		g.m[k] = next
+		arg = next.arg // later requests now queue behind next
 	}
 	g.mu.Unlock()
 	close(call.done)
 	if next != nil {
 		go func() {
-			res, err := next.run(false)
+			res, err := next.run(false, arg)
 			g.finish(k, next, res, err)
 		}()
 	}

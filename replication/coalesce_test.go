@@ -20,7 +20,7 @@ func coalesceScenario(t *testing.T, g *readGroups) (a, b, c int, runs int64) {
 		started = make(chan int64, 4)
 		gates   = [4]chan struct{}{make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})}
 	)
-	run := func(bool) (Result, error) {
+	run := func(bool, any) (Result, error) {
 		n := nruns.Add(1)
 		seen := written.Load()
 		started <- n
@@ -31,13 +31,13 @@ func coalesceScenario(t *testing.T, g *readGroups) (a, b, c int, runs int64) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var ra, rb, rc Result
-	wg.Go(func() { ra, _, _ = g.do(ctx, k, run) })
+	wg.Go(func() { ra, _, _ = g.do(ctx, k, nil, run) })
 	if n := <-started; n != 1 {
 		t.Fatalf("first read started as run %d", n)
 	}
 	written.Store(1) // acknowledged after A asked its replicas
-	wg.Go(func() { rb, _, _ = g.do(ctx, k, run) })
-	wg.Go(func() { rc, _, _ = g.do(ctx, k, run) })
+	wg.Go(func() { rb, _, _ = g.do(ctx, k, nil, run) })
+	wg.Go(func() { rc, _, _ = g.do(ctx, k, nil, run) })
 	// Let B and C queue (or join) before A ends.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -87,18 +87,18 @@ func TestCoalescedReadWaiterTimesOut(t *testing.T) {
 	g := &readGroups{}
 	gate := make(chan struct{})
 	started := make(chan struct{}, 2)
-	run := func(bool) (Result, error) {
+	run := func(bool, any) (Result, error) {
 		started <- struct{}{}
 		<-gate
 		return Result{Receipt: Receipt{Acks: 7}}, nil
 	}
 	k := readKey{key: "k", need: 2}
 	done := make(chan Result, 1)
-	go func() { r, _, _ := g.do(context.Background(), k, run); done <- r }()
+	go func() { r, _, _ := g.do(context.Background(), k, nil, run); done <- r }()
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, err, shared := g.do(ctx, k, run)
+	_, err, shared := g.do(ctx, k, nil, run)
 	if !shared || err != context.DeadlineExceeded {
 		t.Fatalf("waiter: shared %v err %v, want its context's deadline", shared, err)
 	}

@@ -65,9 +65,11 @@ type Config struct {
 	// DisableReadRepair turns read repair off (a negative control for the
 	// convergence checks; never in production).
 	DisableReadRepair bool
-	// DisableReadCoalescing makes every read ask the replicas itself (see
+	// DisableReadCoalescing makes every read ask the replicas itself, and
+	// DisableWriteCombining every overwrite write its own value (see
 	// coalesce.go); for measurements and tests.
 	DisableReadCoalescing bool
+	DisableWriteCombining bool
 	// DisableWriteBack makes strong reads skip their write-back phase (a
 	// negative control for the linearizability checker; never in production).
 	DisableWriteBack bool
@@ -184,8 +186,11 @@ type Stats struct {
 	ReplicaBatches     atomic.Int64
 	ReplicaBatchWrites atomic.Int64
 	// CoalescedReads counts reads answered by a read of the same key that
-	// another request started (see coalesce.go).
+	// another request started, CombinedWrites overwrites answered by a
+	// write of the same key that carried another request's value (see
+	// coalesce.go).
 	CoalescedReads atomic.Int64
+	CombinedWrites atomic.Int64
 }
 
 // Coordinator runs client operations over the replicas of a key and serves
@@ -202,8 +207,9 @@ type Coordinator struct {
 	// Latency samples the WARS delays of replica messages for PBS.
 	Latency *predict.Recorder
 
-	// reads coalesces concurrent reads of one key (coalesce.go).
-	reads readGroups
+	// reads coalesces concurrent reads of one key, writes combines
+	// concurrent overwrites of one key (coalesce.go).
+	reads, writes readGroups
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -487,12 +493,19 @@ func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need i
 	if c.cfg.DisableReadCoalescing || need < 2 {
 		return c.readReplicas(ctx, key, pl, need)
 	}
-	// The read may answer other requests too, so this request's
-	// cancellation does not end it. Run inline it keeps the request's
-	// deadline; run for the requests that queued behind another read, it
-	// starts later and gets a request timeout of its own. Every request
-	// still waits only as long as its own context lets it.
-	run := func(inline bool) (Result, error) {
+	return c.grouped(ctx, &c.reads, key, need, len(pl.primaries), "read", nil, func(ctx context.Context, _ any) (Result, error) {
+		return c.readReplicas(ctx, key, pl, need)
+	})
+}
+
+// grouped runs op through g (coalesce.go) for the requests of key at need
+// and returns this request's share of the result. The call may answer
+// other requests too, so this request's cancellation does not end it. Run
+// inline it keeps the request's deadline; run for the requests that queued
+// behind another call, it starts later and gets a request timeout of its
+// own. Every request still waits only as long as its own context lets it.
+func (c *Coordinator) grouped(ctx context.Context, g *readGroups, key []byte, need, replicas int, name string, arg any, op func(context.Context, any) (Result, error)) (Result, error) {
+	run := func(inline bool, arg any) (Result, error) {
 		rctx := context.WithoutCancel(ctx)
 		var cancel context.CancelFunc
 		if dl, ok := ctx.Deadline(); ok && inline {
@@ -501,18 +514,22 @@ func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need i
 			rctx, cancel = context.WithTimeout(rctx, c.cfg.RequestTimeout)
 		}
 		defer cancel()
-		return c.readReplicas(rctx, key, pl, need)
+		return op(rctx, arg)
 	}
-	res, err, shared := c.reads.do(ctx, readKey{key: string(key), need: need}, run)
+	res, err, shared := g.do(ctx, readKey{key: string(key), need: need}, arg, run)
 	if !shared {
 		return res, err
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		// This request's context ended while it waited.
-		rc := Receipt{Replicas: len(pl.primaries)}
-		return Result{Receipt: rc}, c.failed(&QuorumError{Op: "read", Needed: need, Timeout: true}, rc)
+		rc := Receipt{Replicas: replicas}
+		return Result{Receipt: rc}, c.failed(&QuorumError{Op: name, Needed: need, Timeout: true}, rc)
 	}
-	c.Stats.CoalescedReads.Add(1)
+	if name == "read" {
+		c.Stats.CoalescedReads.Add(1)
+	} else {
+		c.Stats.CombinedWrites.Add(1)
+	}
 	if err != nil {
 		return Result{Receipt: res.Receipt}, err
 	}
@@ -612,6 +629,14 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, w Write) (Result, err
 	}
 	need := w.Consistency.Needed(len(pl.primaries))
 	if c.isPrimary(pl) {
+		if w.Overwrite && !w.Delete && !c.cfg.DisableWriteCombining {
+			// Concurrent overwrites of one key combine: the requests that
+			// queue while one is replicated are answered by one write of
+			// the last value queued (coalesce.go, writes).
+			return c.grouped(ctx, &c.writes, key, need, len(pl.primaries), "write", w, func(ctx context.Context, arg any) (Result, error) {
+				return c.coordinateWrite(ctx, key, pl, arg.(Write), need)
+			})
+		}
 		return c.coordinateWrite(ctx, key, pl, w, need)
 	}
 	return c.forwardWrite(ctx, key, pl, w, need)

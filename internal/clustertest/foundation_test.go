@@ -226,6 +226,65 @@ func TestOverwriteSerialisesOnOneCoordinator(t *testing.T) {
 	}
 }
 
+// TestHotKeyRequestsShare: concurrent overwrites of one key combine and
+// concurrent reads of it coalesce (replication/coalesce.go), and what they
+// answer is still right: every read returns one of the values written, the
+// key ends with one version on every replica, and a read that starts after
+// the last acknowledged write returns that write.
+func TestHotKeyRequestsShare(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 11, RequestTimeout: 10 * time.Second, Configure: func(i int, cfg *node.Config) {
+		cfg.DisableReadRepair = true
+		cfg.AntiEntropyInterval = time.Hour
+	}})
+	c.Net.SetDelay(time.Millisecond, 3*time.Millisecond)
+	ctx := clustertest.Ctx(t, 60*time.Second)
+	coord := c.Node(0).Coordinator()
+	key := []byte("hot")
+	written := sync.Map{}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 20 {
+				v := fmt.Sprint(w, "-", i)
+				written.Store(v, true)
+				if _, err := coord.Put(ctx, key, replication.Write{Value: []byte(v), Overwrite: true}); err != nil {
+					t.Error(err)
+					return
+				}
+				res, err := coord.Get(ctx, key, replication.Consistency{Level: replication.Quorum})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				live := res.Object.Live()
+				if len(live) != 1 {
+					t.Errorf("read %d versions", len(live))
+					return
+				}
+				if _, ok := written.Load(string(live[0].Value)); !ok {
+					t.Errorf("read %q, never written", live[0].Value)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := &coord.Stats
+	t.Logf("combined writes %d, coalesced reads %d of 320 each", st.CombinedWrites.Load(), st.CoalescedReads.Load())
+	if st.CombinedWrites.Load() == 0 || st.CoalescedReads.Load() == 0 {
+		t.Fatalf("no request shared: combined writes %d, coalesced reads %d", st.CombinedWrites.Load(), st.CoalescedReads.Load())
+	}
+	if _, err := coord.Put(ctx, key, replication.Write{Value: []byte("last"), Overwrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		res, err := c.Node(i).Coordinator().Get(ctx, key, replication.Consistency{Level: replication.All})
+		if err != nil || len(res.Object.Live()) != 1 || string(res.Object.Live()[0].Value) != "last" {
+			t.Fatalf("via node %d after the last write: %v %v", i, err, res.Object.Live())
+		}
+	}
+}
+
 // TestConcurrentWritesBatchAndReachEveryReplica: many writers at once make
 // each coordinator's pipes send several writes per message, and still every
 // write reaches every replica (read repair and anti-entropy off, so only
