@@ -165,8 +165,10 @@ type Write struct {
 	// Overwrite makes the write supersede every version the coordinating
 	// replica holds, as if the client had sent that replica's context (the
 	// Redis SET semantics). Writes to one key on one coordinator are
-	// serialised, so they replace each other in order; writes coordinated
-	// concurrently elsewhere still become siblings. Ignored at strong.
+	// serialised, so they replace each other in order (overlapping ones
+	// may be combined into one write of the last value, coalesce.go);
+	// writes coordinated concurrently elsewhere still become siblings.
+	// Ignored at strong.
 	Overwrite bool
 }
 

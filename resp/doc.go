@@ -75,7 +75,9 @@
 // its writes itself; any other node forwards them to the first live
 // primary), so concurrent SETs of a key through one node replace each
 // other in order instead of becoming siblings — redis-benchmark without -r
-// puts 64 clients on one key of one node. SETs of one key coordinated by
+// puts 64 clients on one key of one node. SETs that overlap there may be
+// combined into one write of the last value queued, which answers them all
+// (replication/coalesce.go): the same outcome as running them back to back. SETs of one key coordinated by
 // different replicas at the same moment (clients of different nodes) are
 // concurrent writes and may become siblings, as the brief requires; GET
 // then answers SIBLINGS, and QGET/QSET resolve them. At level strong the
