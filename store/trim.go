@@ -37,10 +37,9 @@ import (
 // and its memtables (DB.mt, DB.imm, under DB.lock), and takes a reference on
 // each (Table.IncrRef, Skiplist.IncrRef) before it touches the mapping, so a
 // compaction or a flush cannot unmap it under the trimmer. badgerLevels and
-// badgerMemtables
-// checks the layout it relies on when the store opens; if a badger release
-// changes it, trimming is off and Open logs why (TestTrimFindsTables fails
-// first).
+// badgerMemtables check the layout they rely on when the store opens; if a
+// badger release changes it, trimming is off and Open logs why
+// (TestTrimDropsTablePagesAndKeepsData fails first).
 
 // memtables reaches badger's memtables, whose write-ahead logs are mapped
 // files too: the live one is written through its mapping, and each stays
