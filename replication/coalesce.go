@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 )
@@ -53,6 +54,8 @@ type readGroups struct {
 	// joinRunning lets a read join the read under way, which breaks the
 	// rule above; tests set it to show that their check catches it.
 	joinRunning bool
+	// onPanic, when set, hears of a panic in a call no request runs.
+	onPanic func(any)
 }
 
 // do returns the result of a read of k: run(true, arg)'s, on the caller's
@@ -71,8 +74,7 @@ func (g *readGroups) do(ctx context.Context, k readKey, arg any, run func(inline
 		call := &readCall{done: make(chan struct{})}
 		g.m[k] = call
 		g.mu.Unlock()
-		res, err = run(true, arg)
-		g.finish(k, call, res, err)
+		res, err = g.run(k, call, run, true, arg)
 		return res, err, false
 	}
 	wait := cur.next
@@ -94,6 +96,25 @@ func (g *readGroups) do(ctx context.Context, k readKey, arg any, run func(inline
 	}
 }
 
+// errCallPanicked answers the requests that waited for a call that
+// panicked.
+var errCallPanicked = errors.New("replication: internal error in a shared read or write; see the node's log")
+
+// run runs call and finishes it, even if run panics (the panic goes on
+// after the waiting requests are answered), so a key never stays busy.
+func (g *readGroups) run(k readKey, call *readCall, run func(bool, any) (Result, error), inline bool, arg any) (res Result, err error) {
+	done := false
+	defer func() {
+		if !done {
+			g.finish(k, call, Result{}, errCallPanicked)
+		}
+	}()
+	res, err = run(inline, arg)
+	done = true
+	g.finish(k, call, res, err)
+	return res, err
+}
+
 // finish publishes call's result and starts the call waiting behind it.
 func (g *readGroups) finish(k readKey, call *readCall, res Result, err error) {
 	call.res, call.err = res, err
@@ -110,8 +131,15 @@ func (g *readGroups) finish(k readKey, call *readCall, res Result, err error) {
 	close(call.done)
 	if next != nil {
 		go func() {
-			res, err := next.run(false, arg)
-			g.finish(k, next, res, err)
+			defer func() {
+				// The requests waiting for next are answered by the
+				// deferred finish in run; a panic must not end the node
+				// from a goroutine no request owns.
+				if r := recover(); r != nil && g.onPanic != nil {
+					g.onPanic(r)
+				}
+			}()
+			g.run(k, next, next.run, false, arg)
 		}()
 	}
 }

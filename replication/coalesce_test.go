@@ -121,3 +121,62 @@ func TestCoalescedReadWaiterTimesOut(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A call that panics answers the requests waiting for it with an error,
+// reports the panic, and leaves the key free for the next read.
+func TestCoalescedCallPanicFreesTheKey(t *testing.T) {
+	var heard atomic.Value
+	g := &readGroups{onPanic: func(r any) { heard.Store(r) }}
+	k := readKey{key: "k", need: 2}
+	gate := make(chan struct{})
+	started := make(chan struct{}, 1)
+	calls := atomic.Int64{}
+	run := func(inline bool, _ any) (Result, error) {
+		n := calls.Add(1)
+		if n == 1 {
+			started <- struct{}{}
+			<-gate
+			return Result{Receipt: Receipt{Acks: 1}}, nil
+		}
+		panic("boom")
+	}
+	first := make(chan struct{})
+	go func() { g.do(context.Background(), k, nil, run); close(first) }()
+	<-started
+	waiter := make(chan error, 1)
+	go func() { _, err, _ := g.do(context.Background(), k, nil, run); waiter <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		g.mu.Lock()
+		queued := g.m[k] != nil && g.m[k].next != nil
+		g.mu.Unlock()
+		if queued {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	<-first
+	select {
+	case err := <-waiter:
+		if err != errCallPanicked {
+			t.Fatalf("waiter of a panicked call got %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiter of a panicked call was never answered")
+	}
+	if heard.Load() != "boom" {
+		t.Fatalf("onPanic heard %v", heard.Load())
+	}
+	// The key is free: an inline read that panics propagates and frees it too.
+	func() {
+		defer func() { _ = recover() }()
+		g.do(context.Background(), k, nil, run)
+	}()
+	g.mu.Lock()
+	n := len(g.m)
+	g.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d keys still busy after the panics", n)
+	}
+}

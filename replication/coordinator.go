@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -253,6 +254,10 @@ func New(cfg Config, st Store, cl Cluster, tr Transport) (*Coordinator, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Coordinator{cfg: cfg, st: st, cl: cl, tr: tr, log: log.With("node", cfg.ID), Latency: predict.NewRecorder(uint64(len(cfg.ID)) + uint64(cfg.Now().UnixNano()))}
+	onPanic := func(r any) {
+		c.log.Error("replication: a shared read or write panicked", "panic", r, "stack", string(debug.Stack()))
+	}
+	c.reads.onPanic, c.writes.onPanic = onPanic, onPanic
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	b, ok, err := st.GetMeta(metaTagLease)
 	if err != nil {
