@@ -368,10 +368,9 @@ func (n *Node) Status(ctx context.Context) wire.Status {
 const drainTimeout = 5 * time.Second
 
 // Close stops the node: the HTTP API and the RESP port stop accepting and
-// finish the requests and command batches in flight, background loops stop, requests from peers already running
-// finish and are answered, the node leaves gossip, and badger is flushed
-// and closed. It is idempotent.
-
+// finish the requests and command batches in flight, background loops stop,
+// requests from peers already running finish and are answered, the node
+// leaves gossip, and badger is flushed and closed. It is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.ready.Store(false)

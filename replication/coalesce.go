@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-// Read coalescing.
+// Read coalescing and write combining.
 //
 // Concurrent reads of one key at one level share replica round trips: a
 // read that finds a read of its key under way does not ask the replicas
@@ -22,19 +22,25 @@ import (
 // a write acknowledged after it started but before the joiner arrived. A
 // quorum read still sees every write acknowledged before it began
 // (TestCoalescedReadStartsAfterItArrives, with the joinRunning control).
-//
 // Strong reads are never coalesced (they run their own protocol), nor are
 // reads of one replica (they cost no message).
+//
+// Overwrites (RESP SET) of one key on its coordinator use the same groups
+// (Coordinator.Put): the next call writes the value of the last request
+// that queued for it and answers them all. The requests of one call all
+// overlap in time, so any order among them is valid, and the call's write
+// supersedes each as if they had run back to back.
 
-// readKey names the reads that may share: one key, one number of replicas.
-type readKey struct {
+// groupKey names the requests that may share a call: one key, one number
+// of replicas.
+type groupKey struct {
 	key  string
 	need int
 }
 
-// readCall is one read of a key that several requests may wait for (or
-// one combined write, see Coordinator.Put).
-type readCall struct {
+// groupCall is one read or write of a key that several requests may wait
+// for.
+type groupCall struct {
 	done chan struct{}
 	res  Result
 	err  error
@@ -43,35 +49,35 @@ type readCall struct {
 	run func(inline bool, arg any) (Result, error)
 	arg any
 	// next is the call for the requests that arrived while this one ran.
-	next *readCall
+	next *groupCall
 }
 
-// readGroups holds the reads under way, by key.
-type readGroups struct {
+// callGroups holds the calls under way, by key.
+type callGroups struct {
 	mu sync.Mutex
-	m  map[readKey]*readCall
+	m  map[groupKey]*groupCall
 
-	// joinRunning lets a read join the read under way, which breaks the
-	// rule above; tests set it to show that their check catches it.
+	// joinRunning lets a request join the call under way, which breaks
+	// the rule above; tests set it to show that their check catches it.
 	joinRunning bool
 	// onPanic, when set, hears of a panic in a call no request runs.
 	onPanic func(any)
 }
 
-// do returns the result of a read of k: run(true, arg)'s, on the caller's
-// goroutine, if no read of k is under way; otherwise that of the next read of k,
-// which starts when the one under way ends. shared reports the latter;
+// do returns the result of a call for k: run(true, arg)'s, on the caller's
+// goroutine, if no call for k is under way; otherwise that of the next
+// call for k, which starts when the one under way ends and runs with the
+// arg of the last request that queued for it. shared reports the latter;
 // the caller must not change a shared result (see shareResult). A caller
 // whose ctx ends while it waits gets ctx's error.
-// The next call runs with the arg of the last request that queued for it.
-func (g *readGroups) do(ctx context.Context, k readKey, arg any, run func(inline bool, arg any) (Result, error)) (res Result, err error, shared bool) {
+func (g *callGroups) do(ctx context.Context, k groupKey, arg any, run func(inline bool, arg any) (Result, error)) (res Result, err error, shared bool) {
 	g.mu.Lock()
 	if g.m == nil {
-		g.m = make(map[readKey]*readCall)
+		g.m = make(map[groupKey]*groupCall)
 	}
 	cur := g.m[k]
 	if cur == nil {
-		call := &readCall{done: make(chan struct{})}
+		call := &groupCall{done: make(chan struct{})}
 		g.m[k] = call
 		g.mu.Unlock()
 		res, err = g.run(k, call, run, true, arg)
@@ -82,7 +88,7 @@ func (g *readGroups) do(ctx context.Context, k readKey, arg any, run func(inline
 	case g.joinRunning:
 		wait = cur
 	case wait == nil:
-		wait = &readCall{done: make(chan struct{}), run: run, arg: arg}
+		wait = &groupCall{done: make(chan struct{}), run: run, arg: arg}
 		cur.next = wait
 	default:
 		wait.arg = arg
@@ -102,7 +108,7 @@ var errCallPanicked = errors.New("replication: internal error in a shared read o
 
 // run runs call and finishes it, even if run panics (the panic goes on
 // after the waiting requests are answered), so a key never stays busy.
-func (g *readGroups) run(k readKey, call *readCall, run func(bool, any) (Result, error), inline bool, arg any) (res Result, err error) {
+func (g *callGroups) run(k groupKey, call *groupCall, run func(bool, any) (Result, error), inline bool, arg any) (res Result, err error) {
 	done := false
 	defer func() {
 		if !done {
@@ -116,7 +122,7 @@ func (g *readGroups) run(k readKey, call *readCall, run func(bool, any) (Result,
 }
 
 // finish publishes call's result and starts the call waiting behind it.
-func (g *readGroups) finish(k readKey, call *readCall, res Result, err error) {
+func (g *callGroups) finish(k groupKey, call *groupCall, res Result, err error) {
 	call.res, call.err = res, err
 	g.mu.Lock()
 	next := call.next

@@ -12,7 +12,7 @@ import (
 // a write is acknowledged, then reads B and C arrive while A is still
 // under way. It returns what A, B and C saw (the number of writes
 // acknowledged when the read they got started) and how many reads ran.
-func coalesceScenario(t *testing.T, g *readGroups) (a, b, c int, runs int64) {
+func coalesceScenario(t *testing.T, g *callGroups) (a, b, c int, runs int64) {
 	t.Helper()
 	var (
 		written atomic.Int64
@@ -27,7 +27,7 @@ func coalesceScenario(t *testing.T, g *readGroups) (a, b, c int, runs int64) {
 		<-gates[min(n, 3)]
 		return Result{Receipt: Receipt{Acks: int(seen)}}, nil
 	}
-	k := readKey{key: "k", need: 2}
+	k := groupKey{key: "k", need: 2}
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var ra, rb, rc Result
@@ -39,16 +39,8 @@ func coalesceScenario(t *testing.T, g *readGroups) (a, b, c int, runs int64) {
 	wg.Go(func() { rb, _, _ = g.do(ctx, k, nil, run) })
 	wg.Go(func() { rc, _, _ = g.do(ctx, k, nil, run) })
 	// Let B and C queue (or join) before A ends.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		g.mu.Lock()
-		cur := g.m[k]
-		queued := cur != nil && cur.next != nil
-		g.mu.Unlock()
-		if queued || g.joinRunning {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	if !g.joinRunning {
+		waitFor(t, "two requests to queue", func() bool { return queued(g, k) })
 	}
 	time.Sleep(20 * time.Millisecond)
 	close(gates[1])
@@ -63,7 +55,7 @@ func coalesceScenario(t *testing.T, g *readGroups) (a, b, c int, runs int64) {
 }
 
 func TestCoalescedReadStartsAfterItArrives(t *testing.T) {
-	a, b, c, runs := coalesceScenario(t, &readGroups{})
+	a, b, c, runs := coalesceScenario(t, &callGroups{})
 	if a != 0 || b != 1 || c != 1 {
 		t.Fatalf("reads saw %d, %d, %d acknowledged writes; want 0 for the read under way, 1 for the two that arrived after the write", a, b, c)
 	}
@@ -75,7 +67,7 @@ func TestCoalescedReadStartsAfterItArrives(t *testing.T) {
 // The control: joining the read under way answers B and C with replies
 // asked for before the write was acknowledged.
 func TestCoalescedReadControlJoinRunning(t *testing.T) {
-	a, b, c, runs := coalesceScenario(t, &readGroups{joinRunning: true})
+	a, b, c, runs := coalesceScenario(t, &callGroups{joinRunning: true})
 	if b != 0 || c != 0 || runs != 1 {
 		t.Fatalf("with joinRunning reads saw %d, %d, %d in %d runs; the scenario no longer shows the stale answer", a, b, c, runs)
 	}
@@ -84,7 +76,7 @@ func TestCoalescedReadControlJoinRunning(t *testing.T) {
 // A request whose context ends while it waits returns at once; the read it
 // waited for still answers the others.
 func TestCoalescedReadWaiterTimesOut(t *testing.T) {
-	g := &readGroups{}
+	g := &callGroups{}
 	gate := make(chan struct{})
 	started := make(chan struct{}, 2)
 	run := func(bool, any) (Result, error) {
@@ -92,7 +84,7 @@ func TestCoalescedReadWaiterTimesOut(t *testing.T) {
 		<-gate
 		return Result{Receipt: Receipt{Acks: 7}}, nil
 	}
-	k := readKey{key: "k", need: 2}
+	k := groupKey{key: "k", need: 2}
 	done := make(chan Result, 1)
 	go func() { r, _, _ := g.do(context.Background(), k, nil, run); done <- r }()
 	<-started
@@ -107,27 +99,19 @@ func TestCoalescedReadWaiterTimesOut(t *testing.T) {
 		t.Fatalf("leader got %+v", r)
 	}
 	// The queued read still runs (for nobody now) and the group empties.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitFor(t, "the group to forget the finished key", func() bool {
 		g.mu.Lock()
-		n := len(g.m)
-		g.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the group kept a finished key")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer g.mu.Unlock()
+		return len(g.m) == 0
+	})
 }
 
 // A call that panics answers the requests waiting for it with an error,
 // reports the panic, and leaves the key free for the next read.
 func TestCoalescedCallPanicFreesTheKey(t *testing.T) {
 	var heard atomic.Value
-	g := &readGroups{onPanic: func(r any) { heard.Store(r) }}
-	k := readKey{key: "k", need: 2}
+	g := &callGroups{onPanic: func(r any) { heard.Store(r) }}
+	k := groupKey{key: "k", need: 2}
 	gate := make(chan struct{})
 	started := make(chan struct{}, 1)
 	calls := atomic.Int64{}
@@ -145,16 +129,7 @@ func TestCoalescedCallPanicFreesTheKey(t *testing.T) {
 	<-started
 	waiter := make(chan error, 1)
 	go func() { _, err, _ := g.do(context.Background(), k, nil, run); waiter <- err }()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		g.mu.Lock()
-		queued := g.m[k] != nil && g.m[k].next != nil
-		g.mu.Unlock()
-		if queued {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the waiter to queue", func() bool { return queued(g, k) })
 	close(gate)
 	<-first
 	select {
@@ -178,5 +153,23 @@ func TestCoalescedCallPanicFreesTheKey(t *testing.T) {
 	g.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d keys still busy after the panics", n)
+	}
+}
+
+// queued reports whether a request waits behind the call under way for k.
+func queued(g *callGroups, k groupKey) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.m[k] != nil && g.m[k].next != nil
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for " + what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -212,7 +212,7 @@ type Coordinator struct {
 
 	// reads coalesces concurrent reads of one key, writes combines
 	// concurrent overwrites of one key (coalesce.go).
-	reads, writes readGroups
+	reads, writes callGroups
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -500,18 +500,19 @@ func (c *Coordinator) read(ctx context.Context, key []byte, pl placement, need i
 	if c.cfg.DisableReadCoalescing || need < 2 {
 		return c.readReplicas(ctx, key, pl, need)
 	}
-	return c.grouped(ctx, &c.reads, key, need, len(pl.primaries), "read", nil, func(ctx context.Context, _ any) (Result, error) {
+	return c.grouped(ctx, &c.reads, &c.Stats.CoalescedReads, key, need, len(pl.primaries), "read", nil, func(ctx context.Context, _ any) (Result, error) {
 		return c.readReplicas(ctx, key, pl, need)
 	})
 }
 
 // grouped runs op through g (coalesce.go) for the requests of key at need
-// and returns this request's share of the result. The call may answer
+// and returns this request's share of the result; shared counts the
+// requests answered by a call another request made. The call may answer
 // other requests too, so this request's cancellation does not end it. Run
 // inline it keeps the request's deadline; run for the requests that queued
 // behind another call, it starts later and gets a request timeout of its
 // own. Every request still waits only as long as its own context lets it.
-func (c *Coordinator) grouped(ctx context.Context, g *readGroups, key []byte, need, replicas int, name string, arg any, op func(context.Context, any) (Result, error)) (Result, error) {
+func (c *Coordinator) grouped(ctx context.Context, g *callGroups, shared *atomic.Int64, key []byte, need, replicas int, name string, arg any, op func(context.Context, any) (Result, error)) (Result, error) {
 	run := func(inline bool, arg any) (Result, error) {
 		rctx := context.WithoutCancel(ctx)
 		var cancel context.CancelFunc
@@ -523,8 +524,8 @@ func (c *Coordinator) grouped(ctx context.Context, g *readGroups, key []byte, ne
 		defer cancel()
 		return op(rctx, arg)
 	}
-	res, err, shared := g.do(ctx, readKey{key: string(key), need: need}, arg, run)
-	if !shared {
+	res, err, wasShared := g.do(ctx, groupKey{key: string(key), need: need}, arg, run)
+	if !wasShared {
 		return res, err
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
@@ -532,11 +533,7 @@ func (c *Coordinator) grouped(ctx context.Context, g *readGroups, key []byte, ne
 		rc := Receipt{Replicas: replicas}
 		return Result{Receipt: rc}, c.failed(&QuorumError{Op: name, Needed: need, Timeout: true}, rc)
 	}
-	if name == "read" {
-		c.Stats.CoalescedReads.Add(1)
-	} else {
-		c.Stats.CombinedWrites.Add(1)
-	}
+	shared.Add(1)
 	if err != nil {
 		return Result{Receipt: res.Receipt}, err
 	}
@@ -640,7 +637,7 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, w Write) (Result, err
 			// Concurrent overwrites of one key combine: the requests that
 			// queue while one is replicated are answered by one write of
 			// the last value queued (coalesce.go, writes).
-			return c.grouped(ctx, &c.writes, key, need, len(pl.primaries), "write", w, func(ctx context.Context, arg any) (Result, error) {
+			return c.grouped(ctx, &c.writes, &c.Stats.CombinedWrites, key, need, len(pl.primaries), "write", w, func(ctx context.Context, arg any) (Result, error) {
 				return c.coordinateWrite(ctx, key, pl, arg.(Write), need)
 			})
 		}

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/quorumkv/quorumkv/replication"
@@ -160,3 +161,15 @@ func (f *fakeKV) Put(ctx context.Context, key []byte, w replication.Write) (repl
 }
 
 func writeOf(v string) replication.Write { return replication.Write{Value: []byte(v)} }
+
+// waitInflight waits until at least n calls are in the fake at once.
+func (f *fakeKV) waitInflight(t testing.TB, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.inflight.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("set-up: %d KV calls in flight, want %d", f.inflight.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

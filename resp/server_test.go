@@ -856,13 +856,7 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 		conns = append(conns, c)
 		io.WriteString(c, "SET hot v\r\n")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for kv.inflight.Load() < 3*5+2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := kv.inflight.Load(); n < 3*5+2 {
-		t.Fatalf("set-up: %d KV calls in flight, want %d", n, 3*5+2)
-	}
+	kv.waitInflight(t, 3*5+2)
 	done := make(chan error, 1)
 	go func() { done <- s.Close() }()
 	select {
@@ -1114,10 +1108,7 @@ func TestShutdownFinishesBatchesUnderWay(t *testing.T) {
 	}
 	busy := dialRaw(t, s.Addr())
 	busy.send("SET a 1\r\nGET a\r\n")
-	deadline := time.Now().Add(5 * time.Second)
-	for kv.inflight.Load() < 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	kv.waitInflight(t, 1)
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -1157,10 +1148,7 @@ func TestShutdownGivesUpAtItsDeadline(t *testing.T) {
 	s := startServer(t, kv, nil)
 	stuck := dialRaw(t, s.Addr())
 	stuck.send("SET a 1\r\n")
-	deadline := time.Now().Add(5 * time.Second)
-	for kv.inflight.Load() < 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	kv.waitInflight(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()

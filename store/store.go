@@ -176,17 +176,8 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if cfg.TrimInterval > 0 && !cfg.InMemory {
-		levels, err := badgerLevels(db)
-		var mems memtables
-		if err == nil {
-			mems, err = badgerMemtables(db)
-		}
-		if err != nil {
-			if cfg.Logger != nil {
-				cfg.Logger.Warn("store: table pages will not be trimmed", "err", err)
-			}
-		} else {
-			s.trimmer = startTrimmer(levels, mems, cfg.TrimInterval)
+		if s.trimmer, err = startTrimmer(db, cfg.TrimInterval); err != nil && cfg.Logger != nil {
+			cfg.Logger.Warn("store: table pages will not be trimmed", "err", err)
 		}
 	}
 	return s, nil

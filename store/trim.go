@@ -51,7 +51,7 @@ type memtables struct {
 }
 
 // memtable is one of badger's memtables: its skiplist, whose references
-// keep the log mapped, and the log's mapping.
+// keep the log mapped, and the log's mapping (nil in memory).
 type memtable struct {
 	sl  *skl.Skiplist
 	wal *z.MmapFile
@@ -59,13 +59,9 @@ type memtable struct {
 
 func badgerMemtables(db *badger.DB) (memtables, error) {
 	v := reflect.ValueOf(db).Elem()
-	lock, err := unexported(v, "lock")
+	mu, err := fieldAddr[sync.RWMutex](v, "lock")
 	if err != nil {
 		return memtables{}, err
-	}
-	mu, ok := lock.Addr().Interface().(*sync.RWMutex)
-	if !ok {
-		return memtables{}, errors.New("badger layout: DB.lock is not a sync.RWMutex")
 	}
 	mt, err := unexported(v, "mt")
 	if err != nil {
@@ -78,19 +74,18 @@ func badgerMemtables(db *badger.DB) (memtables, error) {
 	if mt.Kind() != reflect.Pointer || imm.Kind() != reflect.Slice {
 		return memtables{}, errors.New("badger layout: DB.mt or DB.imm changed kind")
 	}
-	m := memtables{mu: mu, mt: mt, imm: imm}
 	// Check the memtable's own layout now rather than on every trim.
 	if !mt.IsNil() {
-		if _, err := m.describe(mt); err != nil {
+		if _, err := describeMemtable(mt); err != nil {
 			return memtables{}, err
 		}
 	}
-	return m, nil
+	return memtables{mu: mu, mt: mt, imm: imm}, nil
 }
 
-// describe reads one *memTable.
-func (memtables) describe(p reflect.Value) (memtable, error) {
-	sl, err := unexported(p.Elem(), "sl")
+// describeMemtable reads one *memTable.
+func describeMemtable(p reflect.Value) (memtable, error) {
+	sl, err := field[*skl.Skiplist](p.Elem(), "sl")
 	if err != nil {
 		return memtable{}, err
 	}
@@ -98,22 +93,17 @@ func (memtables) describe(p reflect.Value) (memtable, error) {
 	if err != nil {
 		return memtable{}, err
 	}
-	s, ok := sl.Interface().(*skl.Skiplist)
-	if !ok || wal.Kind() != reflect.Pointer {
-		return memtable{}, errors.New("badger layout: memTable.sl or memTable.wal changed type")
+	if wal.Kind() != reflect.Pointer {
+		return memtable{}, errors.New("badger layout: memTable.wal is not a pointer")
 	}
-	if wal.IsNil() { // in-memory
-		return memtable{sl: s}, nil
+	if wal.IsNil() {
+		return memtable{sl: sl}, nil
 	}
-	mf, err := unexported(wal.Elem(), "MmapFile")
+	f, err := field[*z.MmapFile](wal.Elem(), "MmapFile")
 	if err != nil {
 		return memtable{}, err
 	}
-	f, ok := mf.Interface().(*z.MmapFile)
-	if !ok {
-		return memtable{}, errors.New("badger layout: logFile.MmapFile changed type")
-	}
-	return memtable{sl: s, wal: f}, nil
+	return memtable{sl: sl, wal: f}, nil
 }
 
 // hold returns every memtable with a reference taken on each.
@@ -125,7 +115,7 @@ func (m memtables) hold() []memtable {
 		if p.IsNil() {
 			return
 		}
-		d, err := m.describe(p)
+		d, err := describeMemtable(p)
 		if err != nil {
 			return // checked at open; cannot change while running
 		}
@@ -152,41 +142,30 @@ func badgerLevels(db *badger.DB) ([]levelRef, error) {
 		return nil, err
 	}
 	if lc.Kind() != reflect.Pointer || lc.IsNil() {
-		return nil, errors.New("badger's DB.lc is not a non-nil pointer")
+		return nil, errors.New("badger layout: DB.lc is not a non-nil pointer")
 	}
 	levels, err := unexported(lc.Elem(), "levels")
 	if err != nil {
 		return nil, err
 	}
-	if levels.Kind() != reflect.Slice {
-		return nil, errors.New("badger's levelsController.levels is not a slice")
+	if levels.Kind() != reflect.Slice || levels.Len() == 0 {
+		return nil, errors.New("badger layout: levelsController.levels is not a non-empty slice")
 	}
 	refs := make([]levelRef, 0, levels.Len())
 	for i := range levels.Len() {
 		h := levels.Index(i)
 		if h.Kind() != reflect.Pointer || h.IsNil() {
-			return nil, errors.New("badger's level handler is not a non-nil pointer")
+			return nil, errors.New("badger layout: a level handler is not a non-nil pointer")
 		}
-		mu, err := unexported(h.Elem(), "RWMutex")
+		mu, err := fieldAddr[sync.RWMutex](h.Elem(), "RWMutex")
 		if err != nil {
 			return nil, err
 		}
-		tables, err := unexported(h.Elem(), "tables")
+		tables, err := fieldAddr[[]*table.Table](h.Elem(), "tables")
 		if err != nil {
 			return nil, err
 		}
-		m, ok := mu.Addr().Interface().(*sync.RWMutex)
-		if !ok {
-			return nil, errors.New("badger's level handler lock is not a sync.RWMutex")
-		}
-		t, ok := tables.Addr().Interface().(*[]*table.Table)
-		if !ok {
-			return nil, errors.New("badger's level handler tables are not []*table.Table")
-		}
-		refs = append(refs, levelRef{mu: m, tables: t})
-	}
-	if len(refs) == 0 {
-		return nil, errors.New("badger has no levels")
+		refs = append(refs, levelRef{mu: mu, tables: tables})
 	}
 	return refs, nil
 }
@@ -203,6 +182,33 @@ func unexported(v reflect.Value, name string) (reflect.Value, error) {
 	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem(), nil
 }
 
+// field returns v's field name, which must be a T.
+func field[T any](v reflect.Value, name string) (T, error) {
+	var zero T
+	f, err := unexported(v, name)
+	if err != nil {
+		return zero, err
+	}
+	t, ok := f.Interface().(T)
+	if !ok {
+		return zero, errors.New("badger layout: " + v.Type().String() + "." + name + " is a " + f.Type().String())
+	}
+	return t, nil
+}
+
+// fieldAddr returns the address of v's field name, which must be a T.
+func fieldAddr[T any](v reflect.Value, name string) (*T, error) {
+	f, err := unexported(v, name)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := f.Addr().Interface().(*T)
+	if !ok {
+		return nil, errors.New("badger layout: " + v.Type().String() + "." + name + " is a " + f.Type().String())
+	}
+	return p, nil
+}
+
 // tableTrimmer drops the resident pages of badger's table mappings on a
 // timer. Stop it before badger closes.
 type tableTrimmer struct {
@@ -212,10 +218,21 @@ type tableTrimmer struct {
 	done   chan struct{}
 }
 
-func startTrimmer(levels []levelRef, mems memtables, every time.Duration) *tableTrimmer {
+// startTrimmer finds db's tables and memtables and trims them every
+// interval; it fails, changing nothing, if badger's layout is not the one
+// it knows.
+func startTrimmer(db *badger.DB, every time.Duration) (*tableTrimmer, error) {
+	levels, err := badgerLevels(db)
+	if err != nil {
+		return nil, err
+	}
+	mems, err := badgerMemtables(db)
+	if err != nil {
+		return nil, err
+	}
 	t := &tableTrimmer{levels: levels, mems: mems, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.run(every)
-	return t
+	return t, nil
 }
 
 func (t *tableTrimmer) run(every time.Duration) {
