@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/quorumkv/quorumkv/internal/mpack"
 	"github.com/quorumkv/quorumkv/vclock"
@@ -45,7 +46,12 @@ type Config struct {
 	MemTableSize int64
 	// NumMemtables is how many memtables may be in memory at once. Default 3.
 	NumMemtables int
-	// BlockCacheSize caches decompressed table blocks. Default 8 MiB.
+	// BlockCacheSize caches table blocks. Default 0: tables are written
+	// uncompressed, so a block is read straight from the table's mapping
+	// and a cache would only hold a second copy in the heap. Tables an
+	// older version wrote compressed stay readable (each is decompressed
+	// on every read until a compaction rewrites it); set a cache if a
+	// store holds many of them.
 	BlockCacheSize int64
 	// ObjectCacheSize caches recently used objects, encoded, in front of
 	// badger (see cache.go). Default 16 MiB; 0 turns it off.
@@ -62,7 +68,7 @@ type Config struct {
 	// NumCompactors is the number of compaction goroutines. Default 2.
 	NumCompactors int
 	// TrimInterval is how often the pages of badger's mapped table files
-	// are handed back to the page cache (trim.go). Default 250ms; zero never
+	// are handed back to the page cache (trim.go). Default 100ms; zero never
 	// trims, and so does an in-memory store.
 	TrimInterval time.Duration
 	// Logger receives badger's warnings and errors. Nil discards them.
@@ -79,13 +85,13 @@ func DefaultConfig() Config {
 	return Config{
 		MemTableSize:     16 << 20,
 		NumMemtables:     3,
-		BlockCacheSize:   8 << 20,
+		BlockCacheSize:   0,
 		ObjectCacheSize:  16 << 20,
 		IndexCacheSize:   8 << 20,
 		ValueThreshold:   1 << 10,
 		ValueLogFileSize: 64 << 20,
 		NumCompactors:    2,
-		TrimInterval:     250 * time.Millisecond,
+		TrimInterval:     100 * time.Millisecond,
 	}
 }
 
@@ -151,6 +157,14 @@ func Open(cfg Config) (*Store, error) {
 		WithNumMemtables(cfg.NumMemtables).
 		WithNumLevelZeroTables(3).
 		WithNumLevelZeroTablesStall(8).
+		// Uncompressed tables: a table builder then buffers each table
+		// once in the heap instead of twice (blocks, then their compressed
+		// copies), and badger keeps finished builders' buffers pooled for
+		// seconds. Compressed, a memtable flush held about 60 MiB of heap
+		// under write load, which under the heap's soft limit made the GC
+		// run every 50-100 ms (docs/benchmarks.md, fifth round). The larger
+		// files cost disk, not memory: their pages are trimmed (trim.go).
+		WithCompression(options.None).
 		WithBlockCacheSize(cfg.BlockCacheSize).
 		WithIndexCacheSize(cfg.IndexCacheSize).
 		WithValueThreshold(cfg.ValueThreshold).
