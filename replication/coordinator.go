@@ -454,10 +454,22 @@ func objectOf(r wire.Response) vclock.Object {
 // waits for replies already in flight, to report an accurate count.
 const failFastGrace = 20 * time.Millisecond
 
+// outcome is one replica's answer as gather sees it: which node, and
+// whether it failed.
+type outcome interface {
+	peer() string
+	failure() error
+}
+
+func (r reply) peer() string      { return r.node }
+func (r reply) failure() error    { return r.err }
+func (a writeAck) peer() string   { return a.node }
+func (a writeAck) failure() error { return a.err }
+
 // gather waits on ch until need successful replies arrived, until need can
-// no longer be reached, or until ctx ends.
-func gather(ctx context.Context, ch <-chan reply, total, need int, op string) ([]reply, map[string]error, error) {
-	var ok []reply
+// no longer be reached, until ctx ends, or until expired fires (nil: never).
+func gather[R outcome](ctx context.Context, ch <-chan R, total, need int, op string, expired <-chan time.Time) ([]R, map[string]error, error) {
+	var ok []R
 	causes := map[string]error{}
 	failed := 0
 	for len(ok) < need {
@@ -470,13 +482,15 @@ func gather(ctx context.Context, ch <-chan reply, total, need int, op string) ([
 		}
 		select {
 		case r := <-ch:
-			if r.err != nil {
+			if err := r.failure(); err != nil {
 				failed++
-				causes[r.node] = r.err
+				causes[r.peer()] = err
 				continue
 			}
 			ok = append(ok, r)
 		case <-ctx.Done():
+			return ok, causes, &QuorumError{Op: op, Needed: need, Acked: len(ok), Timeout: true, Causes: causes}
+		case <-expired:
 			return ok, causes, &QuorumError{Op: op, Needed: need, Acked: len(ok), Timeout: true, Causes: causes}
 		}
 	}
@@ -716,8 +730,6 @@ func notRun(err error) bool {
 // coordinateWrite applies a write locally, as one of the key's primaries,
 // and replicates the result.
 func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placement, w Write, need int) (Result, error) {
-	ctx, cancel := c.requestCtx(ctx)
-	defer cancel()
 	total := len(pl.primaries)
 	rc := Receipt{Replicas: total}
 	var dot vclock.Dot
@@ -762,25 +774,19 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 		rc.Acks = 1
 		return Result{Object: obj, Context: newCtx, Receipt: rc}, nil
 	}
-	ch := make(chan reply, total)
-	fb := &fallbackPool{c: c, pl: pl}
+	fan := c.newWriteFan(key, pl, obj)
 	for _, node := range pl.primaries {
 		if node != c.cfg.ID {
-			c.replicateTo(node, key, pl, obj, fb, ch)
+			fan.send(node)
 		}
 	}
 	if err := committed(); err != nil {
 		// The replicas may still take the write: its outcome is unknown.
 		return localFailed(err, true)
 	}
-	rc.Acks = 1
-	ok, _, err := gather(ctx, ch, total-1, need-1, "write")
-	rc.Acks += len(ok)
-	for _, r := range ok {
-		if r.fallback {
-			rc.Fallbacks++
-		}
-	}
+	acked, fallbacks, err := fan.wait(ctx, total-1, need-1)
+	rc.Acks = 1 + acked
+	rc.Fallbacks = fallbacks
 	if err != nil {
 		var qe *QuorumError
 		if errors.As(err, &qe) {
@@ -789,69 +795,6 @@ func (c *Coordinator) coordinateWrite(ctx context.Context, key []byte, pl placem
 		return Result{Object: obj, Context: newCtx, Receipt: rc}, c.failed(err, rc)
 	}
 	return Result{Object: obj, Context: newCtx, Receipt: rc}, nil
-}
-
-// fallbackPool hands out the fallbacks of one write, each at most once.
-type fallbackPool struct {
-	c    *Coordinator
-	pl   placement
-	mu   sync.Mutex
-	next int
-}
-
-func (f *fallbackPool) take() (string, bool) {
-	if f.c.cfg.DisableSloppy {
-		return "", false
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fallbacks := f.pl.pref[len(f.pl.primaries):]
-	for f.next < len(fallbacks) {
-		n := fallbacks[f.next]
-		f.next++
-		if n != f.c.cfg.ID && f.c.cl.Up(n) {
-			return n, true
-		}
-	}
-	return "", false
-}
-
-// replicateTo sends obj to a primary through the pipe to it or, if the
-// primary is down or fails, to fallbacks as a hint for it. The outcome
-// arrives on ch, which must have room for it.
-func (c *Coordinator) replicateTo(node string, key []byte, pl placement, obj vclock.Object, fb *fallbackPool, ch chan<- reply) {
-	if !c.cl.Up(node) {
-		c.goBackground(func(context.Context) {
-			ch <- c.hintFor(node, key, pl, obj, fb, errors.New("down according to membership"))
-		})
-		return
-	}
-	c.pipeTo(node).write(pl.partition, key, obj, func(err error) {
-		if err == nil {
-			ch <- reply{node: node}
-			return
-		}
-		c.goBackground(func(context.Context) { ch <- c.hintFor(node, key, pl, obj, fb, err) })
-	})
-}
-
-// hintFor hands obj to the next fallback that takes it, as a hint for node,
-// which failed with err.
-func (c *Coordinator) hintFor(node string, key []byte, pl placement, obj vclock.Object, fb *fallbackPool, err error) reply {
-	req := wire.Request{Op: wire.OpWrite, Partition: pl.partition, Key: key, Object: &obj, HintFor: node}
-	for {
-		f, ok := fb.take()
-		if !ok {
-			return reply{node: node, err: err}
-		}
-		rctx, cancel := c.replicaCtx()
-		_, ferr := c.call(rctx, f, req)
-		cancel()
-		if ferr == nil {
-			return reply{node: f, fallback: true}
-		}
-		err = fmt.Errorf("%v; fallback %s: %v", err, f, ferr)
-	}
 }
 
 // HandleRequest serves the replica side of the coordinator's protocol.

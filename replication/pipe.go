@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/quorumkv/quorumkv/vclock"
 	"github.com/quorumkv/quorumkv/wire"
 )
 
@@ -23,14 +22,15 @@ type pipe struct {
 	c    *Coordinator
 	node string
 
-	mu       sync.Mutex // guards queue and inFlight
+	mu       sync.Mutex // guards queue, spare and inFlight
 	queue    []pipeWrite
+	spare    []pipeWrite // a sent batch's array, for the next queue
 	inFlight int
 }
 
 type pipeWrite struct {
 	item wire.WriteItem
-	done func(error)
+	fan  *writeFan // told the outcome
 }
 
 const (
@@ -56,18 +56,17 @@ func (c *Coordinator) pipeTo(node string) *pipe {
 	return p.(*pipe)
 }
 
-// write queues obj for the peer and calls done with the outcome (nil once
-// the peer merged it), from the goroutine that sent the batch. done must
-// not block.
-func (p *pipe) write(partition int, key []byte, obj vclock.Object, done func(error)) {
-	w := pipeWrite{item: wire.WriteItem{Partition: partition, Key: key, Object: obj, SentAt: p.c.cfg.Now().UnixNano()}, done: done}
+// write queues fan's write for the peer and tells fan the outcome (nil
+// once the peer merged it), from the goroutine that sent the batch.
+func (p *pipe) write(fan *writeFan) {
+	w := pipeWrite{item: wire.WriteItem{Partition: fan.pl.partition, Key: fan.key, Object: fan.obj, SentAt: p.c.cfg.Now().UnixNano()}, fan: fan}
 	p.mu.Lock()
 	if len(p.queue) >= pipeMaxQueue {
 		// The peer falls behind (writes at `one` do not wait for it):
 		// shed the write rather than grow without bound. The caller hands
 		// it to a fallback as a hint, or anti-entropy repairs the replica.
 		p.mu.Unlock()
-		done(ErrPeerBehind)
+		fan.done(p.node, ErrPeerBehind)
 		return
 	}
 	p.queue = append(p.queue, w)
@@ -85,7 +84,11 @@ func (p *pipe) write(partition int, key []byte, obj vclock.Object, done func(err
 func (p *pipe) run(batch []pipeWrite) {
 	for {
 		p.send(batch)
+		clear(batch) // the objects are garbage now
 		p.mu.Lock()
+		if p.spare == nil {
+			p.spare = batch[:0]
+		}
 		if len(p.queue) == 0 {
 			p.inFlight--
 			p.mu.Unlock()
@@ -108,7 +111,7 @@ func (p *pipe) takeLocked() []pipeWrite {
 	}
 	batch := p.queue[:n:n]
 	if n == len(p.queue) {
-		p.queue = nil
+		p.queue, p.spare = p.spare, nil
 	} else {
 		p.queue = append([]pipeWrite(nil), p.queue[n:]...)
 	}
@@ -135,6 +138,6 @@ func (p *pipe) send(batch []pipeWrite) {
 	_, err := p.c.call(rctx, p.node, req)
 	cancel()
 	for _, w := range batch {
-		w.done(err)
+		w.fan.done(p.node, err)
 	}
 }

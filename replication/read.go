@@ -130,17 +130,17 @@ func (f *readFan) gather(ctx context.Context, need int, op string) ([]reply, err
 
 // waitInFlight collects up to outstanding replies from ch for at most
 // failFastGrace, sorting them into ok and causes.
-func waitInFlight(ctx context.Context, ch <-chan reply, outstanding int, ok *[]reply, causes map[string]error) {
+func waitInFlight[R outcome](ctx context.Context, ch <-chan R, outstanding int, ok *[]R, causes map[string]error) {
 	if outstanding <= 0 {
 		return
 	}
-	grace := time.NewTimer(failFastGrace)
-	defer grace.Stop()
+	grace := getTimer(failFastGrace)
+	defer putTimer(grace)
 	for ; outstanding > 0; outstanding-- {
 		select {
 		case r := <-ch:
-			if r.err != nil {
-				causes[r.node] = r.err
+			if err := r.failure(); err != nil {
+				causes[r.peer()] = err
 			} else {
 				*ok = append(*ok, r)
 			}

@@ -57,7 +57,7 @@ func (c *Coordinator) majorityApply(ctx context.Context, pl placement, req wire.
 			ch <- reply{node: node, err: err}
 		})
 	}
-	ok, _, err := gather(ctx, ch, total, total/2+1, op)
+	ok, _, err := gather(ctx, ch, total, total/2+1, op, nil)
 	rc.Acks = len(ok)
 	return err
 }

@@ -39,6 +39,9 @@ type TCP struct {
 
 	peers sync.Map // addr -> *peer; read on every call, written once per peer
 
+	// jobs hands a request to an idle handler goroutine (workers.go).
+	jobs chan serverJob
+
 	// mu guards closing and conns; a goroutine is only started (wg.Add) under
 	// mu while !closing, so Close's wg.Wait cannot race with a late Add.
 	mu      sync.Mutex
@@ -89,6 +92,7 @@ func ListenTCP(cfg Config, h Handler) (*TCP, error) {
 		t.self = t.addr
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.jobs = make(chan serverJob)
 	t.wg.Go(t.acceptLoop)
 	return t, nil
 }
@@ -815,10 +819,7 @@ func (s *serverConn) readLoop() {
 				continue
 			}
 			s.t.inflight.Add(1)
-			ctx, id, budget := base, h.id, h.budget
-			// No t.mu here: this goroutine is itself counted in t.wg, so
-			// the counter is positive and Add cannot race with Close's Wait.
-			s.t.wg.Go(func() { s.handle(ctx, id, budget, payload) })
+			s.t.dispatch(serverJob{s: s, ctx: base, id: h.id, budget: h.budget, req: payload})
 		default:
 			s.t.log.Warn("transport: bad frame kind", "remote", s.remote, "flags", h.flags)
 			return

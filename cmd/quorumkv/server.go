@@ -20,10 +20,10 @@ import (
 
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
 // Badger's caches and memtables and the store's object cache
-// (store.DefaultConfig: 3×16 MiB memtables, 8 MiB block cache, 8 MiB index
-// cache, 16 MiB object cache) live in the Go heap, so this bounds them too.
+// (store.DefaultConfig: 3×16 MiB memtables, 8 MiB index cache, 16 MiB
+// object cache, no block cache) live in the Go heap, so this bounds them too.
 // Badger's table files and memtable logs are mapped, not in the heap; the
-// store hands their pages back to the page cache every 250 ms (store/trim.go),
+// store hands their pages back to the page cache every 100 ms (store/trim.go),
 // so they add only what was touched since (docs/benchmarks.md, Memory).
 const defaultMemoryLimit = 160 << 20
 
