@@ -281,6 +281,13 @@ func (s *Service) Fenced() map[int][]string {
 func (s *Service) HandleRequest(ctx context.Context, req wire.Request) (wire.Response, error) {
 	switch req.Op {
 	case wire.OpTransfer:
+		// Only a primary takes a batch: the sender purges its copy once
+		// every target has it, so a target that is not a primary (its view
+		// is ahead of the sender's, or it is leaving) must refuse, or the
+		// data would end up only on nodes that do not own it.
+		if !s.cl.Ring().IsPrimary(s.cfg.ID, req.Partition) {
+			return wire.Response{}, fmt.Errorf("transfer: %s is not a primary of partition %d in its view of the ring", s.cfg.ID, req.Partition)
+		}
 		for _, ko := range req.Objects {
 			if _, _, err := s.st.Merge(req.Partition, ko.Key, ko.Object); err != nil {
 				return wire.Response{}, err
@@ -403,6 +410,11 @@ func (s *Service) handoffRound(ctx context.Context) {
 // once every primary acknowledged it.
 func (s *Service) handOff(ctx context.Context, p int) error {
 	r := s.cl.Ring()
+	if r.IsPrimary(s.cfg.ID, p) {
+		// The ring changed since Pending: this node is a primary of p
+		// again, and its data stays.
+		return nil
+	}
 	targets := slices.Clone(r.Primaries(p))
 	if len(targets) == 0 {
 		return errors.New("no primaries")
@@ -443,6 +455,13 @@ func (s *Service) handOff(ctx context.Context, p int) error {
 		s.Stats.Batches.Add(1)
 		s.Stats.KeysSent.Add(int64(len(batch)))
 		s.Stats.BytesSent.Add(int64(size))
+		if !s.cl.Ring().Equal(r) {
+			// The targets were chosen from a ring that is gone. They hold
+			// the batch, but this node may be a primary of p again, so it
+			// keeps its copy; the next round starts over from the new ring.
+			s.log.Debug("ring changed during handoff; not purging", "partition", p)
+			return nil
+		}
 		for _, ko := range batch {
 			purged, err := s.st.Purge(p, ko.Key, ko.Object.Hash())
 			if err != nil {
