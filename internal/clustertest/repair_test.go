@@ -318,9 +318,22 @@ func TestHintsDeliveredExactlyOnce(t *testing.T) {
 		}
 		return
 	}
+	// A quorum write is acknowledged after W replies; the hint for the dead
+	// node is stored in the background, so wait for all of them: one per
+	// key that has the dead node among its primaries.
+	dead, want := c.Node(4).ID(), int64(0)
+	for i := range 300 {
+		if slices.Contains(c.Ring().Primaries(c.Ring().PartitionOf(fmt.Appendf(nil, "h%03d", i))), dead) {
+			want++
+		}
+	}
+	clustertest.WaitFor(t, 10*time.Second, "every hint stored", func() bool {
+		stored, _, _, pending := stats()
+		return stored >= want && pending == stored
+	})
 	stored, _, _, pending := stats()
-	if stored == 0 || pending != stored {
-		t.Fatalf("hints stored %d, pending %d: want some, all pending, while n5 is down", stored, pending)
+	if stored != want || pending != stored {
+		t.Fatalf("hints stored %d, pending %d: want %d, all pending, while %s is down", stored, pending, want, dead)
 	}
 	c.Restart(4)
 	restarted := time.Now()
