@@ -103,6 +103,7 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "quorumkv node %s serving %s (rpc %s, gossip %s)\n", cfg.ID, n.URL(), n.RPCAddr(), n.GossipAddr())
+			go shareHostCores(cmd.Context(), n.HostPeers, logger)
 			// SIGHUP reloads the TLS files; SIGTERM and SIGINT (main's
 			// context) shut down gracefully without leaving the ring.
 			hup := make(chan os.Signal, 1)

@@ -1,0 +1,24 @@
+package node
+
+import "testing"
+
+func TestSameHost(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"127.0.0.1:7946", "127.0.0.1:7947", true},
+		{"127.0.0.1:7946", "127.0.0.2:7946", true}, // every loopback address is this host
+		{"[::1]:7946", "127.0.0.1:7946", true},
+		{"10.0.0.1:7946", "10.0.0.1:8000", true},
+		{"10.0.0.1:7946", "10.0.0.2:7946", false},
+		{"10.0.0.1:7946", "127.0.0.1:7946", false},
+		{"db1:7946", "db1:7947", true},
+		{"db1:7946", "db2:7946", false},
+		{"10.0.0.1", "10.0.0.1:7946", false}, // no port: not an address
+	} {
+		if got := sameHost(tc.a, tc.b); got != tc.want {
+			t.Errorf("sameHost(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
