@@ -14,9 +14,10 @@ import (
 // an idle processor's thread, which spins for work that another node's
 // thread is already doing, and the host spends its time in futex and
 // context switches. With three nodes and redis-benchmark on two cores,
-// giving each node its share cut the cluster's CPU per request by a fifth
-// to a third and raised throughput by 16-28% (docs/benchmarks.md, sixth
-// round).
+// giving each node its share cut the cluster's CPU per one-key request by
+// a fifth and raised one-key SETs by 13% and GETs by 20%; with random keys
+// GETs gained 4% and SETs lost 6%, within the spread between runs
+// (docs/benchmarks.md, sixth round).
 //
 // So the server counts the up members that gossip shows on its own host
 // (node.HostPeers) and sets GOMAXPROCS to its share of the cores it started
