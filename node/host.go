@@ -22,6 +22,12 @@ func (n *Node) HostPeers() int {
 	return max(peers, 1)
 }
 
+// CoreShare is one node's share of a host's cores when nodes nodes run on
+// it: cores divided by nodes, rounded, at least 1.
+func CoreShare(cores, nodes int) int {
+	return max(1, (cores+nodes/2)/max(nodes, 1))
+}
+
 // sameHost reports whether two host:port addresses name one host.
 func sameHost(a, b string) bool {
 	ha, _, errA := net.SplitHostPort(a)

@@ -22,3 +22,21 @@ func TestSameHost(t *testing.T) {
 		}
 	}
 }
+
+func TestCoreShare(t *testing.T) {
+	for _, tc := range []struct{ cores, nodes, want int }{
+		{2, 1, 2},
+		{2, 2, 1},
+		{2, 3, 1},
+		{2, 5, 1},
+		{4, 3, 1},
+		{8, 3, 3},
+		{16, 3, 5},
+		{16, 1, 16},
+		{4, 0, 4},
+	} {
+		if got := CoreShare(tc.cores, tc.nodes); got != tc.want {
+			t.Errorf("CoreShare(%d cores, %d nodes) = %d, want %d", tc.cores, tc.nodes, got, tc.want)
+		}
+	}
+}

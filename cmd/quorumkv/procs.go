@@ -6,6 +6,8 @@ import (
 	"os"
 	"runtime"
 	"time"
+
+	"github.com/quorumkv/quorumkv/node"
 )
 
 // Nodes that run on one host share its cores. A Go runtime sizes itself to
@@ -28,14 +30,6 @@ import (
 // hostShareEvery is how often the server recounts the nodes on its host.
 const hostShareEvery = time.Second
 
-// hostShare is one of peers nodes' share of cores, rounded, at least 1.
-func hostShare(cores, peers int) int {
-	if peers < 1 {
-		peers = 1
-	}
-	return max(1, (cores+peers/2)/peers)
-}
-
 // shareHostCores keeps GOMAXPROCS at this node's share of the host's cores
 // until ctx ends. peers reports how many nodes run on the host.
 func shareHostCores(ctx context.Context, peers func() int, log *slog.Logger) {
@@ -48,7 +42,7 @@ func shareHostCores(ctx context.Context, peers func() int, log *slog.Logger) {
 	defer t.Stop()
 	for {
 		k := peers()
-		if want := hostShare(cores, k); want != runtime.GOMAXPROCS(0) {
+		if want := node.CoreShare(cores, k); want != runtime.GOMAXPROCS(0) {
 			runtime.GOMAXPROCS(want)
 			log.Info("sharing this host's cores with the other nodes on it", "nodes_on_host", k, "cores", cores, "gomaxprocs", want)
 		}

@@ -276,21 +276,30 @@ func counter(t *testing.T, c *proctest.Cluster, nodes int, name string) int64 {
 	t.Helper()
 	var sum int64
 	for i := range nodes {
-		resp, err := http.Get(c.URL(i) + "/metrics")
+		v, err := metric(c, i, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) == 2 && f[0] == name {
-				v, _ := strconv.ParseFloat(f[1], 64)
-				sum += int64(v)
-			}
-		}
-		resp.Body.Close()
+		sum += int64(v)
 	}
 	return sum
+}
+
+// metric reads an unlabelled sample from node i's /metrics; 0 if absent.
+func metric(c *proctest.Cluster, i int, name string) (float64, error) {
+	resp, err := http.Get(c.URL(i) + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == name {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, sc.Err()
 }
 
 func TestRealProcessesHintsDeliveredOnce(t *testing.T) {
