@@ -24,6 +24,15 @@ func (e exitError) Error() string { return e.err.Error() }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first SIGINT or SIGTERM asks the command to stop cleanly. Once it
+	// has, the signals get their default action back, so a second one ends
+	// the process at once: the way out of a shutdown that cannot finish (a
+	// store that cannot flush its memtable retries forever). For a server
+	// that is a kill -9, which loses no acknowledged write.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	root := rootCmd()
 	root.SetContext(ctx)
 	if err := root.ExecuteContext(ctx); err != nil {

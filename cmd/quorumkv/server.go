@@ -119,7 +119,7 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 						logger.Error("SIGHUP", "err", err)
 					}
 				case <-cmd.Context().Done():
-					logger.Info("shutting down: finishing requests in flight, then closing the store (the node keeps its partitions)")
+					logger.Info("shutting down: finishing requests in flight, then closing the store (the node keeps its partitions); a second SIGTERM or SIGINT exits at once")
 					break wait
 				case <-n.Done():
 					break wait

@@ -544,3 +544,47 @@ sync = "sometimes"
 		t.Errorf("an unknown key: %v\n%s", err, out)
 	}
 }
+
+// TestSecondSignalEndsAStuckShutdown gets a node's shutdown stuck — its data
+// directory is deleted under it, so badger's final memtable flush fails and
+// retries forever — and checks that a second SIGTERM ends the process at
+// once, as a first one cannot.
+func TestSecondSignalEndsAStuckShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	dir := t.TempDir()
+	p := launch(t, dir, "stuck", "--replicas", "1", "--partitions", "64")
+	cfg := client.DefaultConfig()
+	cfg.Endpoints = []string{"http://" + p.http}
+	cl, _ := client.New(cfg)
+	defer cl.Close()
+	waitUntil(t, 30*time.Second, "the node to serve", func() bool {
+		if p.exited() {
+			t.Fatalf("exited: %v", p.err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := cl.Put(ctx, []byte("k"), []byte("v"), client.Options{})
+		return err == nil
+	})
+	if err := os.RemoveAll(filepath.Join(dir, "stuck")); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		t.Fatalf("the shutdown finished by itself (%v): the test no longer gets it stuck", p.err)
+	case <-time.After(3 * time.Second):
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after a second SIGTERM")
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Errorf("exit %v, want death by the second SIGTERM", p.err)
+	}
+}
