@@ -24,15 +24,16 @@ func devCmd() *cobra.Command {
 		Use:   "dev",
 		Short: "Run a local cluster on loopback in one process",
 		Long: `Run a local cluster on loopback in one process, data in a fresh temporary
-directory (or --dir). Node i serves HTTP on base-port+i, RPC on base-port+100+i
-and gossip on base-port+200+i. Ctrl-C stops it cleanly.`,
+directory (or --dir). Node i serves HTTP on base-port+i, RPC on base-port+100+i,
+gossip on base-port+200+i and the Redis protocol on base-port+300+i. Ctrl-C
+stops it cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if nodes < 1 {
 				return fmt.Errorf("--nodes %d: need at least one node", nodes)
 			}
-			if basePort < 1 || basePort+200+nodes > 65535 {
-				return fmt.Errorf("--base-port %d: ports base..base+200+nodes must fit below 65536", basePort)
+			if basePort < 1 || basePort+300+nodes > 65535 {
+				return fmt.Errorf("--base-port %d: ports base..base+300+nodes must fit below 65536", basePort)
 			}
 			logger, err := newLogger(logLevel, "text")
 			if err != nil {
@@ -59,6 +60,7 @@ and gossip on base-port+200+i. Ctrl-C stops it cleanly.`,
 				cfg.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+i))
 				cfg.RPCAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+100+i))
 				cfg.GossipAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+200+i))
+				cfg.RESPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(basePort+300+i))
 				cfg.Replicas = replicas
 				cfg.FastGossip = true
 				cfg.Logger = logger
@@ -72,10 +74,10 @@ and gossip on base-port+200+i. Ctrl-C stops it cleanly.`,
 					return fmt.Errorf("node %s: %w", cfg.ID, err)
 				}
 				running = append(running, n)
-				fmt.Printf("%s  http://%s  (rpc %s, gossip %s)\n", cfg.ID, cfg.HTTPAddr, cfg.RPCAddr, cfg.GossipAddr)
+				fmt.Printf("%s  http://%s  (rpc %s, gossip %s, resp %s)\n", cfg.ID, cfg.HTTPAddr, cfg.RPCAddr, cfg.GossipAddr, cfg.RESPAddr)
 			}
-			fmt.Printf("data in %s; %d nodes, N=%d. Try:\n  curl -X PUT --data hello http://127.0.0.1:%d/v1/kv/greeting\n  curl http://127.0.0.1:%d/v1/kv/greeting\nCtrl-C to stop.\n",
-				root, nodes, replicas, basePort, basePort+min(1, nodes-1))
+			fmt.Printf("data in %s; %d nodes, N=%d. Try:\n  curl -X PUT --data hello http://127.0.0.1:%d/v1/kv/greeting\n  curl http://127.0.0.1:%d/v1/kv/greeting\n  redis-cli -p %d get greeting\nCtrl-C to stop.\n",
+				root, nodes, replicas, basePort, basePort+min(1, nodes-1), basePort+300)
 			<-cmd.Context().Done()
 			fmt.Println("stopping")
 			return nil
