@@ -16,6 +16,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/dashboard"
+	"github.com/quorumkv/quorumkv/internal/rawio"
 	"github.com/quorumkv/quorumkv/metrics"
 	"github.com/quorumkv/quorumkv/server"
 	"github.com/quorumkv/quorumkv/wire"
@@ -221,6 +222,7 @@ func (n *Node) scheme() string {
 // HTTPS only: a plain-HTTP request gets "400 Client sent an HTTP request to
 // an HTTPS server" from net/http and nothing else.
 func (n *Node) wrapHTTP(l net.Listener) net.Listener {
+	l = rawio.WrapListener(l)
 	if n.cfg.MaxConnections > 0 {
 		l = newLimitListener(l, n.cfg.MaxConnections)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/internal/rawio"
 	"github.com/quorumkv/quorumkv/replication"
 	"github.com/tidwall/redcon"
 )
@@ -169,6 +170,9 @@ func (s *Server) acceptLoop() {
 	var backoff time.Duration
 	for {
 		nc, err := s.ln.Accept()
+		if err == nil {
+			nc = rawio.Wrap(nc) // reads and writes skip sysmon's wake-ups
+		}
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return

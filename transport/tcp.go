@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/quorumkv/quorumkv/internal/rawio"
 )
 
 // TCP is the production transport: persistent, multiplexed connections to
@@ -507,6 +509,9 @@ func (t *TCP) dial(p *peer, slot int) (*clientConn, error) {
 		nc, err = td.DialContext(dctx, "tcp", p.addr)
 	} else {
 		nc, err = d.DialContext(dctx, "tcp", p.addr)
+		if err == nil {
+			nc = rawio.Wrap(nc)
+		}
 	}
 	if err == nil {
 		err = t.greet(dctx, nc)
@@ -699,6 +704,9 @@ func (t *TCP) acceptLoop() {
 	var pause time.Duration
 	for {
 		nc, err := t.ln.Accept()
+		if err == nil {
+			nc = rawio.Wrap(nc) // reads and writes skip sysmon's wake-ups (under TLS too)
+		}
 		if err != nil {
 			if t.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return

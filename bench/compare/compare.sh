@@ -23,7 +23,10 @@
 # a single stdlib driver, so both sides see the same client. RESP phases use
 # redis-benchmark against Redis and against node 0's --resp port; it has no
 # duration flag, so -n is set per target (N_REDIS, N_QKV) and each run is
-# capped by `timeout`.
+# capped by `timeout`. They run three ways: 64 clients and 100-byte values
+# with -r KEYS (random keys) and without (one key), and with redis-benchmark's
+# own defaults (50 clients, 3-byte values, one key), which is what a bare
+# `redis-benchmark -t set,get` measures.
 set -u
 cd "$(dirname "$0")/../.."
 
@@ -59,7 +62,8 @@ go build -o "$WORK/quorumkv" ./cmd/quorumkv || exit 1
 go build -o "$WORK/httpload" ./bench/compare/httpload || exit 1
 LOAD="$WORK/httpload -c $CONC -d $DUR -size $SIZE -keys $KEYS"
 
-# redis_bench LABEL PORT [extra args]: SET and GET rows from redis-benchmark --csv.
+# redis_bench LABEL PORT N [extra args]: SET and GET rows from redis-benchmark
+# --csv. Extra args come last, so a -c or -d there wins over CONC and SIZE.
 redis_bench() {
   local label=$1 port=$2 n=$3; shift 3
   timeout "$CAP" redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$n" -c "$CONC" -d "$SIZE" --csv "$@" 2>/dev/null |
@@ -102,6 +106,11 @@ one_round() {
   RP=${QKV_RESP[0]##*:}
   redis_bench qkv-resp-1key "$RP" "$N_QKV"
   qkv_stop
+  say "quorumkv RESP (node 0, quorum), redis-benchmark's own defaults (-c 50 -d 3, one key)"
+  qkv_fresh 28000 --sync never || exit 1
+  RP=${QKV_RESP[0]##*:}
+  redis_bench qkv-resp-dflt "$RP" "$N_QKV" -c 50 -d 3
+  qkv_stop
 
   # --- quorumkv, --sync always ------------------------------------------------
   say "quorumkv: 3 nodes, --sync always"
@@ -139,6 +148,7 @@ one_round() {
   for t in $(seq 1 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
   redis_bench redis-r 6390 "$N_REDIS" -r "$KEYS"
   redis_bench redis-1key 6390 "$N_REDIS"
+  redis_bench redis-dflt 6390 "$N_REDIS" -c 50 -d 3
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   PIDS=()
@@ -178,6 +188,8 @@ ratio "quorumkv RESP SET (quorum) / Redis SET, -r" "$(val qkv-resp-r set)" "$(va
 ratio "quorumkv RESP GET (quorum) / Redis GET, -r" "$(val qkv-resp-r get)" "$(val redis-r get)" 0.5
 ratio "quorumkv RESP SET / Redis SET, one key" "$(val qkv-resp-1key set)" "$(val redis-1key set)" 0.5
 ratio "quorumkv RESP GET / Redis GET, one key" "$(val qkv-resp-1key get)" "$(val redis-1key get)" 0.5
+ratio "quorumkv RESP SET / Redis SET, -c 50 -d 3" "$(val qkv-resp-dflt set)" "$(val redis-dflt set)" 0.5
+ratio "quorumkv RESP GET / Redis GET, -c 50 -d 3" "$(val qkv-resp-dflt get)" "$(val redis-dflt get)" 0.5
 ratio "quorumkv quorum writes / etcd puts" "$(val qkv-http-quorum put)" "$(val etcd-put put)" 4
 ratio "quorumkv quorum writes --sync always / etcd puts" "$(val qkv-http-quorum-always put)" "$(val etcd-put put)" 3
 ratio "quorumkv one writes / quorum writes" "$(val qkv-http-one put)" "$(val qkv-http-quorum put)" 1.5
