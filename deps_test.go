@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"membership":           {"ring", "wire"},
 	"replication":          {"vclock", "wire", "store", "ring", "predict", "transport"},
 	"server":               {"vclock", "wire", "replication"},
-	"client":               {"vclock", "wire"},
+	"client":               {"vclock", "wire", "internal/rawio"},
 	"resp":                 {"vclock", "wire", "replication", "internal/rawio"},
 	"metrics":              {"replication", "wire"},
 	"dashboard":            {"wire"},

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/quorumkv/quorumkv/internal/rawio"
 )
 
 // DefaultTimeout is the per-request timeout used when Config.Timeout is 0.
@@ -109,8 +112,16 @@ func defaultHTTPClient(tlsConf *tls.Config) *http.Client {
 	tr := &http.Transport{
 		// No proxy: a database client should reach its nodes directly, and
 		// an HTTP_PROXY meant for something else must not reroute it.
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		Proxy: nil,
+		// Connections skip the scheduler's system-call bookkeeping
+		// (internal/rawio), as the nodes' own do.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return rawio.Wrap(c), nil
+		},
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          0, // no global cap; the per-host cap applies
 		MaxIdleConnsPerHost:   256,

@@ -11,12 +11,14 @@ import (
 )
 
 // TestImportsLayering enforces the layer rule: the client imports only the
-// standard library, wire and vclock, so programs that embed it stay small.
+// standard library, wire, vclock and internal/rawio (standard library
+// only), so programs that embed it stay small.
 func TestImportsLayering(t *testing.T) {
 	allowed := map[string]bool{
-		"github.com/quorumkv/quorumkv/wire":   true,
-		"github.com/quorumkv/quorumkv/vclock": true,
-		"github.com/quorumkv/quorumkv/client": true, // external tests and examples
+		"github.com/quorumkv/quorumkv/wire":           true,
+		"github.com/quorumkv/quorumkv/vclock":         true,
+		"github.com/quorumkv/quorumkv/internal/rawio": true,
+		"github.com/quorumkv/quorumkv/client":         true, // external tests and examples
 	}
 	files, err := filepath.Glob("*.go")
 	if err != nil || len(files) == 0 {
