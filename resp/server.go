@@ -170,9 +170,6 @@ func (s *Server) acceptLoop() {
 	var backoff time.Duration
 	for {
 		nc, err := s.ln.Accept()
-		if err == nil {
-			nc = rawio.Wrap(nc) // reads and writes skip sysmon's wake-ups
-		}
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
@@ -189,6 +186,7 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		nc = rawio.Wrap(nc) // reads and writes skip the scheduler's bookkeeping
 		s.accepted.Add(1)
 		if s.cfg.MaxConns > 0 && s.open.Load() >= int64(s.cfg.MaxConns) {
 			s.rejected.Add(1)

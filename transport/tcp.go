@@ -510,7 +510,7 @@ func (t *TCP) dial(p *peer, slot int) (*clientConn, error) {
 	} else {
 		nc, err = d.DialContext(dctx, "tcp", p.addr)
 		if err == nil {
-			nc = rawio.Wrap(nc)
+			nc = rawio.Wrap(nc) // (the TLS dialer's connection is its own)
 		}
 	}
 	if err == nil {
@@ -704,9 +704,6 @@ func (t *TCP) acceptLoop() {
 	var pause time.Duration
 	for {
 		nc, err := t.ln.Accept()
-		if err == nil {
-			nc = rawio.Wrap(nc) // reads and writes skip sysmon's wake-ups (under TLS too)
-		}
 		if err != nil {
 			if t.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -725,6 +722,7 @@ func (t *TCP) acceptLoop() {
 			continue
 		}
 		pause = 0
+		nc = rawio.Wrap(nc) // under TLS too: its records are read and written through it
 		if !t.spawn(func() { t.serve(nc) }) {
 			nc.Close()
 			return
