@@ -11,6 +11,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/ring"
+	"github.com/quorumkv/quorumkv/store"
 )
 
 // Config is everything one quorumkv daemon needs. Every field has a flag of
@@ -75,6 +76,12 @@ type Config struct {
 	GossipKey string `toml:"gossip-key"`
 	// MaxValueBytes is the largest value accepted. Default 1 MiB.
 	MaxValueBytes int64 `toml:"max-value-bytes"`
+	// CacheBytes sizes the object cache in front of badger: the objects
+	// of recently read and written keys, which reads and the read every
+	// write does first then take from memory. Default 16 MiB; 0 turns it
+	// off. It lives in the Go heap (the server raises its soft heap limit
+	// by whatever is set above the default).
+	CacheBytes int64 `toml:"cache-bytes"`
 	// MaxConnections bounds the client connections the HTTP listener holds
 	// at once; more wait in the kernel's accept queue. Default 4096; 0
 	// means no limit.
@@ -119,6 +126,7 @@ func DefaultConfig() Config {
 		Partitions:             ring.DefaultPartitions,
 		AntiEntropyInterval:    time.Minute,
 		MaxValueBytes:          1 << 20,
+		CacheBytes:             store.DefaultConfig().ObjectCacheSize,
 		MaxConnections:         4096,
 		RequestTimeout:         2 * time.Second,
 		HintWindow:             3 * time.Hour,
@@ -160,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxValueBytes < 1 {
 		add("--max-value-bytes %d: must be positive", c.MaxValueBytes)
+	}
+	if c.CacheBytes < 0 {
+		add("--cache-bytes %d: must not be negative (0 turns the cache off)", c.CacheBytes)
 	}
 	if c.RequestTimeout <= 0 {
 		add("--request-timeout %s: must be positive", c.RequestTimeout)

@@ -118,6 +118,7 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 
 	scfg := store.DefaultConfig()
 	scfg.Dir, scfg.InMemory, scfg.Sync, scfg.Logger = cfg.DataDir, cfg.InMemory, cfg.Sync, n.log
+	scfg.ObjectCacheSize = cfg.CacheBytes
 	scfg.OnChange = n.aeOnChange
 	if n.store, err = store.Open(scfg); err != nil {
 		return nil, err

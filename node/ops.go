@@ -19,6 +19,7 @@ import (
 	"github.com/quorumkv/quorumkv/internal/rawio"
 	"github.com/quorumkv/quorumkv/metrics"
 	"github.com/quorumkv/quorumkv/server"
+	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/wire"
 )
 
@@ -368,6 +369,14 @@ func (n *Node) registerComponentMetrics(m *metrics.Metrics) {
 			m.CounterFunc(c.name, c.help, func() float64 { return float64(c.v.Load()) })
 		}
 	}
+
+	cache := func(get func(store.CacheStats) int64) func() float64 {
+		return func() float64 { return float64(get(n.store.CacheStats())) }
+	}
+	m.CounterFunc("store_object_cache_hits_total", "Object lookups the object cache answered (reads, and the read before every write).", cache(func(s store.CacheStats) int64 { return s.Hits }))
+	m.CounterFunc("store_object_cache_misses_total", "Objects read from badger because the object cache did not hold them.", cache(func(s store.CacheStats) int64 { return s.Misses }))
+	m.GaugeFunc("store_object_cache_bytes", "What the object cache holds now, in bytes (the cache's estimate).", cache(func(s store.CacheStats) int64 { return s.Bytes }))
+	m.GaugeFunc("store_object_cache_capacity_bytes", "The object cache's size (--cache-bytes; 0: off).", cache(func(s store.CacheStats) int64 { return s.Capacity }))
 
 	if cs := n.ops.certs; cs != nil {
 		m.GaugeFunc("tls_cert_not_after_timestamp_seconds", "When the node's current TLS certificate expires (Unix time).",

@@ -44,6 +44,9 @@ type cacheShard struct {
 	mu    sync.Mutex
 	m     map[string]cacheEntry
 	bytes int
+	// hits counts lookups the shard answered; misses, values read from
+	// badger to fill it (CacheStats).
+	hits, misses int64
 }
 
 // cacheEntry is a cached value; an empty v means the key is absent. pins
@@ -83,6 +86,9 @@ func (c *objectCache) get(k []byte) (v []byte, pending, ok bool) {
 	s := c.shard(k)
 	s.mu.Lock()
 	e, ok := s.m[string(k)]
+	if ok {
+		s.hits++
+	}
 	s.mu.Unlock()
 	return e.v, e.pins > 0, ok
 }
@@ -94,17 +100,45 @@ func (c *objectCache) fill(k, v []byte) {
 		return
 	}
 	size := entrySize(k, v)
-	if size > c.limit/8 {
-		return
-	}
 	s := c.shard(k)
 	s.mu.Lock()
-	s.makeRoom(size, c.limit, c.evictPinned)
-	if _, ok := s.m[string(k)]; !ok {
-		s.m[string(k)] = cacheEntry{v: v}
-		s.bytes += size
+	s.misses++
+	if size <= c.limit/8 {
+		s.makeRoom(size, c.limit, c.evictPinned)
+		if _, ok := s.m[string(k)]; !ok {
+			s.m[string(k)] = cacheEntry{v: v}
+			s.bytes += size
+		}
 	}
 	s.mu.Unlock()
+}
+
+// CacheStats describes the object cache (Config.ObjectCacheSize).
+type CacheStats struct {
+	// Capacity is the configured size in bytes; 0 when the cache is off.
+	Capacity int64
+	// Bytes is what the cached objects take now, by the cache's own
+	// estimate (keys, values and a map entry's overhead).
+	Bytes int64
+	// Hits counts lookups the cache answered; Misses, objects read from
+	// badger because it did not hold them.
+	Hits, Misses int64
+}
+
+func (c *objectCache) stats() CacheStats {
+	if c == nil {
+		return CacheStats{}
+	}
+	st := CacheStats{Capacity: int64(c.limit) * cacheShards}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		st.Bytes += int64(s.bytes)
+		st.Hits += s.hits
+		st.Misses += s.misses
+		s.mu.Unlock()
+	}
+	return st
 }
 
 // pin makes v (which the cache now owns) k's value, pinned until a matching

@@ -229,3 +229,45 @@ func TestGetWaitsForQueuedCommit(t *testing.T) {
 		t.Fatalf("Get answered %q after the commit, want new", v)
 	}
 }
+
+// CacheStats counts a hit for every read the cache answers and a miss for
+// every object read from badger, and reports the cache's size; with the
+// cache off everything is zero and reads still work.
+func TestCacheStats(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	if st := s.CacheStats(); st.Capacity != DefaultConfig().ObjectCacheSize || st.Hits != 0 || st.Misses != 0 || st.Bytes != 0 {
+		t.Fatalf("fresh store: %+v", st)
+	}
+	if _, _, err := s.Get(1, []byte("absent")); err != nil { // miss, cached as absent
+		t.Fatal(err)
+	}
+	if _, _, err := s.Get(1, []byte("absent")); err != nil { // hit
+		t.Fatal(err)
+	}
+	write(t, s, 1, "k", "v") // a miss: the write reads k first
+	for range 3 {
+		if _, _, err := s.Get(1, []byte("k")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.CacheStats()
+	if st.Misses != 2 || st.Hits != 4 || st.Bytes <= 0 || st.Bytes > st.Capacity {
+		t.Errorf("after reading an absent key twice, writing another and reading it 3 times: %+v, want 2 misses and 4 hits", st)
+	}
+
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ObjectCacheSize = t.TempDir(), 0
+	off, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	write(t, off, 1, "k", "v")
+	if o, ok, err := off.Get(1, []byte("k")); err != nil || !ok || string(o.Live()[0].Value) != "v" {
+		t.Errorf("without a cache: %v %v %v", o, ok, err)
+	}
+	if st := off.CacheStats(); st != (CacheStats{}) {
+		t.Errorf("cache off: %+v, want zeros", st)
+	}
+}

@@ -237,6 +237,9 @@ func decodeObject(b []byte) (vclock.Object, error) {
 	return o, nil
 }
 
+// CacheStats reports the object cache's size and how often it was used.
+func (s *Store) CacheStats() CacheStats { return s.cache.stats() }
+
 func checkPartition(p int) error {
 	if p < 0 || p > maxPartition {
 		return fmt.Errorf("store: partition %d out of range", p)

@@ -27,6 +27,13 @@ import (
 // so they add only what was touched since (docs/benchmarks.md, Memory).
 const defaultMemoryLimit = 160 << 20
 
+// memoryLimit is the soft heap limit of a node whose object cache is
+// cacheBytes: the default, raised by whatever the cache is set above its
+// own default, so that a bigger cache buys hits and not a busier GC.
+func memoryLimit(cacheBytes int64) int64 {
+	return defaultMemoryLimit + max(0, cacheBytes-node.DefaultConfig().CacheBytes)
+}
+
 func serverCmd() *cobra.Command {
 	var (
 		flags     = node.DefaultConfig()
@@ -44,13 +51,6 @@ func serverCmd() *cobra.Command {
 join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// A soft heap limit keeps a node under its memory budget
-			// (256 MiB RSS with a million small keys, docs/benchmarks.md):
-			// near the limit the GC runs more often instead of letting the
-			// heap double. GOMEMLIMIT in the environment wins.
-			if os.Getenv("GOMEMLIMIT") == "" {
-				debug.SetMemoryLimit(defaultMemoryLimit)
-			}
 			cfg := node.DefaultConfig()
 			if cfgFile != "" {
 				extra, err := loadConfigFile(cfgFile, &cfg)
@@ -98,6 +98,13 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
 			cfg.Logger = logger
+			// A soft heap limit keeps a node under its memory budget
+			// (256 MiB RSS with a million small keys, docs/benchmarks.md):
+			// near the limit the GC runs more often instead of letting the
+			// heap double. GOMEMLIMIT in the environment wins.
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(memoryLimit(cfg.CacheBytes))
+			}
 			n, err := node.New(cfg, node.Deps{})
 			if err != nil {
 				return err
@@ -147,6 +154,7 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 	f.StringVar(&flags.AuthTokenFile, "auth-token-file", "", "file holding the bearer token clients must send")
 	f.StringVar(&flags.GossipKey, "gossip-key", "", "base64 gossip encryption key (16, 24 or 32 bytes)")
 	f.Int64Var(&flags.MaxValueBytes, "max-value-bytes", flags.MaxValueBytes, "largest value accepted")
+	f.Int64Var(&flags.CacheBytes, "cache-bytes", flags.CacheBytes, "bytes of recently used objects kept in memory in front of badger (0: off)")
 	f.IntVar(&flags.MaxConnections, "max-connections", flags.MaxConnections, "most client connections held at once (0: no limit)")
 	f.BoolVar(&flags.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the HTTP listener")
 	f.DurationVar(&flags.RequestTimeout, "request-timeout", flags.RequestTimeout, "deadline of every request")

@@ -464,6 +464,7 @@ replicas = 1
 partitions = 128
 anti-entropy-interval = "1h"
 max-value-bytes = 100
+cache-bytes = 33554432
 pprof = true
 gossip-profile = "local"
 log-format = "json"
@@ -507,6 +508,19 @@ log-level = "debug"
 	} else {
 		resp.Body.Close()
 	}
+	// cache-bytes sizes the object cache, and the heap's soft limit grows
+	// by what it adds over the default 16 MiB: 160 + 16 MiB.
+	if resp, err := hc.Get("http://" + flagHTTP + "/metrics"); err != nil {
+		t.Errorf("metrics: %v", err)
+	} else {
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{"\nquorumkv_store_object_cache_capacity_bytes 3.3554432e+07\n", "\ngo_gc_gomemlimit_bytes 1.84549376e+08\n"} {
+			if !bytes.Contains(m, []byte(want)) {
+				t.Errorf("cache-bytes = 33554432 in the file: /metrics lacks %q", strings.TrimSpace(want))
+			}
+		}
+	}
 	b, _ := os.ReadFile(p.log)
 	if lines := strings.SplitN(strings.TrimSpace(string(b)), "\n", 2); !strings.HasPrefix(lines[0], "{") {
 		t.Errorf("log-format = \"json\" in the file, but the log starts %q", lines[0])
@@ -520,6 +534,7 @@ partitions = -4
 anti-entropy-interval = "-1s"
 gossip-key = "not base64!"
 max-connections = -1
+cache-bytes = -1
 tls-cert = "only-the-cert.pem"
 log-level = "loud"
 sync = "sometimes"
@@ -528,7 +543,7 @@ sync = "sometimes"
 	if err == nil {
 		t.Fatalf("an invalid file was accepted:\n%s", out)
 	}
-	for _, want := range []string{"--replicas 0", "--partitions -4", "--anti-entropy-interval -1s", "--gossip-key", "--max-connections -1",
+	for _, want := range []string{"--replicas 0", "--partitions -4", "--anti-entropy-interval -1s", "--gossip-key", "--max-connections -1", "--cache-bytes -1",
 		"go together", "--log-level \"loud\"", "--sync \"sometimes\"", "--http \"not-an-address\""} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report of the invalid file lacks %q:\n%s", want, out)
