@@ -101,6 +101,9 @@ const kvPrefix = "/v1/kv/"
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.AuthToken != "" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="quorumkv"`)
+		if strings.HasPrefix(r.URL.Path, kvPrefix) { // no replica was asked
+			setReceipt(w.Header(), replication.Receipt{}, r.Method == http.MethodGet || r.Method == http.MethodHead)
+		}
 		writeJSONError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token from --auth-token-file>", nil, nil)
 		return
 	}
@@ -201,6 +204,18 @@ func parseConsistency(q url.Values, read bool) (replication.Consistency, error) 
 		}
 		return replication.Consistency{Level: l}, nil
 	}
+	// The other direction's count (w= on a read, r= on a write) does not
+	// apply and is ignored, but it must still be a count: a client that
+	// sends both gets told about a typo in either.
+	other, kind := "r", "write"
+	if read {
+		other, kind = "w", "read"
+	}
+	if v, ok := q[other]; ok {
+		if n, err := strconv.Atoi(v[0]); err != nil || n < 1 {
+			return replication.Consistency{}, badRequest{fmt.Sprintf("%s=%q is not a replica count from 1 to N (a %s ignores %s=, but it must be valid)", other, v[0], kind, other)}
+		}
+	}
 	if v, ok := q[param]; ok {
 		n, err := strconv.Atoi(v[0])
 		if err != nil {
@@ -228,11 +243,11 @@ func (s *Server) kvRequest(w http.ResponseWriter, r *http.Request, escaped strin
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	key, err := s.decodeKey(escaped)
 	if err != nil {
-		return s.writeError(w, err, replication.Receipt{})
+		return s.writeError(w, err, replication.Receipt{}, read)
 	}
 	cons, err := parseConsistency(r.URL.Query(), read)
 	if err != nil {
-		return s.writeError(w, err, replication.Receipt{})
+		return s.writeError(w, err, replication.Receipt{}, read)
 	}
 	*level = cons.String()
 	if read {
@@ -241,21 +256,21 @@ func (s *Server) kvRequest(w http.ResponseWriter, r *http.Request, escaped strin
 	var vctx vclock.VV
 	if h := r.Header.Get(wire.HeaderContext); h != "" {
 		if vctx, err = vclock.DecodeContext(h); err != nil {
-			return s.writeError(w, badRequest{"the X-Context header does not decode; send the X-Context of an earlier read unchanged"}, replication.Receipt{})
+			return s.writeError(w, badRequest{"the X-Context header does not decode; send the X-Context of an earlier read unchanged"}, replication.Receipt{}, read)
 		}
 	}
 	wr := replication.Write{Context: vctx, Consistency: cons, Delete: r.Method == http.MethodDelete}
 	if !wr.Delete {
 		if r.ContentLength > s.cfg.MaxValueBytes {
-			return s.writeError(w, tooLarge(r.ContentLength, s.cfg.MaxValueBytes), replication.Receipt{})
+			return s.writeError(w, tooLarge(r.ContentLength, s.cfg.MaxValueBytes), replication.Receipt{}, read)
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxValueBytes))
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return s.writeError(w, tooLarge(-1, s.cfg.MaxValueBytes), replication.Receipt{})
+				return s.writeError(w, tooLarge(-1, s.cfg.MaxValueBytes), replication.Receipt{}, read)
 			}
-			return s.writeError(w, badRequest{"could not read the request body: " + err.Error()}, replication.Receipt{})
+			return s.writeError(w, badRequest{"could not read the request body: " + err.Error()}, replication.Receipt{}, read)
 		}
 		if body == nil {
 			body = []byte{}
@@ -264,7 +279,7 @@ func (s *Server) kvRequest(w http.ResponseWriter, r *http.Request, escaped strin
 	}
 	res, err := s.kv.Put(r.Context(), key, wr)
 	if err != nil {
-		return s.writeError(w, err, res.Receipt)
+		return s.writeError(w, err, res.Receipt, false)
 	}
 	setReceipt(w.Header(), res.Receipt, false)
 	w.Header().Set(wire.HeaderContext, vclock.EncodeContext(res.Context))
@@ -275,7 +290,7 @@ func (s *Server) kvRequest(w http.ResponseWriter, r *http.Request, escaped strin
 func (s *Server) get(w http.ResponseWriter, r *http.Request, key []byte, cons replication.Consistency) int {
 	res, err := s.kv.Get(r.Context(), key, cons)
 	if err != nil {
-		return s.writeError(w, err, res.Receipt)
+		return s.writeError(w, err, res.Receipt, true)
 	}
 	h := w.Header()
 	setReceipt(h, res.Receipt, true)
@@ -333,7 +348,7 @@ func (s *Server) serveExplain(w http.ResponseWriter, r *http.Request, escaped st
 	}
 	key, err := s.decodeKey(escaped)
 	if err != nil {
-		s.writeError(w, err, replication.Receipt{})
+		s.writeError(w, err, replication.Receipt{}, false)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.kv.Explain(r.Context(), key))
@@ -361,8 +376,8 @@ func tooLarge(size, limit int64) error { return tooLargeError{size, limit} }
 
 // writeError maps an error to its status code and JSON body. It is the one
 // place where errors become status codes.
-func (s *Server) writeError(w http.ResponseWriter, err error, rc replication.Receipt) int {
-	setReceipt(w.Header(), rc, false)
+func (s *Server) writeError(w http.ResponseWriter, err error, rc replication.Receipt, read bool) int {
+	setReceipt(w.Header(), rc, read)
 	var (
 		br  badRequest
 		tl  tooLargeError

@@ -79,6 +79,10 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 		{"level and w", "PUT", "/v1/kv/a?consistency=one&w=1", "v", nil, 400, "bad_request"},
 		{"level and r on get", "GET", "/v1/kv/a?consistency=one&r=1", "", nil, 400, "bad_request"},
 		{"r on get not a number", "GET", "/v1/kv/a?r=x", "", nil, 400, "bad_request"},
+		{"w on get not a number", "GET", "/v1/kv/a?w=abc", "", nil, 400, "bad_request"},
+		{"w on get zero", "GET", "/v1/kv/a?r=2&w=0", "", nil, 400, "bad_request"},
+		{"r on put not a number", "PUT", "/v1/kv/a?r=x", "v", nil, 400, "bad_request"},
+		{"r on delete negative", "DELETE", "/v1/kv/a?w=2&r=-1", "", nil, 400, "bad_request"},
 		{"empty key", "PUT", "/v1/kv/", "v", nil, 400, "bad_request"},
 		{"key too long", "PUT", "/v1/kv/" + long, "v", nil, 400, "bad_request"},
 		{"bad context", "PUT", "/v1/kv/a", "v", map[string]string{"X-Context": "%%%"}, 400, "bad_request"},
@@ -100,8 +104,17 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 			if tt.status == 413 && kv.puts != 0 {
 				t.Fatal("an oversized value reached the store")
 			}
-			if tt.status == 400 && !strings.Contains(tt.name, "w ") && kv.puts+kv.gets != 0 {
+			if tt.status == 400 && !strings.HasPrefix(tt.name, "w ") && kv.puts+kv.gets != 0 {
 				t.Fatal("a malformed request reached the store")
+			}
+			// Every answer to a KV request carries the receipt, and a
+			// read's includes X-Read-Repair.
+			if tt.status != 405 {
+				h := w.Header()
+				if h.Get(wire.HeaderReplicas) == "" || h.Get(wire.HeaderAcks) == "" || h.Get(wire.HeaderFallbacks) == "" ||
+					(tt.method == "GET") != (h.Get(wire.HeaderReadRepair) != "") {
+					t.Errorf("receipt headers of a failed %s: %v", tt.method, h)
+				}
 			}
 		})
 	}
@@ -142,6 +155,9 @@ func TestQuorumErrors(t *testing.T) {
 	if w.Code != 503 || json.Unmarshal(w.Body.Bytes(), &body) != nil || body.Code != "unavailable" || *body.Needed != 3 || *body.Acked != 2 {
 		t.Fatalf("unavailable: %d %s", w.Code, w.Body)
 	}
+	if w.Header().Get(wire.HeaderReadRepair) != "0" {
+		t.Errorf("a failed read has no X-Read-Repair: %v", w.Header())
+	}
 	kv.getErr = &replication.QuorumError{Op: "read", Needed: 2, Acked: 1, Timeout: true}
 	w = do(newServer(t, kv), "GET", "/v1/kv/a", "", nil)
 	if w.Code != 504 || !strings.Contains(w.Body.String(), `"timeout"`) {
@@ -156,7 +172,12 @@ func TestAuth(t *testing.T) {
 	for _, h := range []map[string]string{nil, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret"}} {
 		if w := do(s, "GET", "/v1/kv/a", "", h); w.Code != http.StatusUnauthorized {
 			t.Fatalf("%v: %d", h, w.Code)
+		} else if w.Header().Get(wire.HeaderReplicas) != "0" || w.Header().Get(wire.HeaderReadRepair) != "0" {
+			t.Errorf("a refused KV read carries no receipt: %v", w.Header())
 		}
+	}
+	if w := do(s, "GET", "/v1/status", "", nil); w.Code != http.StatusUnauthorized || w.Header().Get(wire.HeaderReplicas) != "" {
+		t.Errorf("refused status: %d %v (a receipt belongs to KV requests only)", w.Code, w.Header())
 	}
 	if w := do(s, "GET", "/v1/kv/a", "", map[string]string{"Authorization": "Bearer s3cret"}); w.Code != 404 {
 		t.Fatalf("with token: %d", w.Code)

@@ -3,6 +3,8 @@ package wire
 // This file holds the JSON documents of the client HTTP API (v1). The server
 // writes them and the Go client reads them, so both agree by construction.
 
+import "encoding/json"
+
 // Error codes of the HTTP API, in the "code" field of an ErrorBody.
 const (
 	CodeBadRequest   = "bad_request"
@@ -130,4 +132,18 @@ type ExplainReplica struct {
 	Hash        string   `json:"hash"`
 	ValueHashes []string `json:"value_hashes"`
 	Error       string   `json:"error,omitempty"`
+}
+
+// MarshalJSON always writes "error": null when the replica answered, so
+// the field is there for clients that look it up, as the API documents.
+func (r ExplainReplica) MarshalJSON() ([]byte, error) {
+	type plain ExplainReplica
+	var e *string
+	if r.Error != "" {
+		e = &r.Error
+	}
+	return json.Marshal(struct {
+		plain
+		Error *string `json:"error"`
+	}{plain(r), e})
 }
