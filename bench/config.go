@@ -47,8 +47,8 @@ type Config struct {
 	RequestTimeout time.Duration
 
 	// Workload is the YCSB core workload, "a" to "f". Default "a". Workload
-	// "e" (range scans) cannot run on quorumkv, which has no range API; Run
-	// returns a Result with Skipped set and no error.
+	// "e" scans runs of consecutive records with point reads (quorumkv has
+	// no key order to scan; see worker.scan).
 	Workload string
 	// Distribution picks keys; "" means the workload's default.
 	Distribution Distribution

@@ -39,8 +39,10 @@
 // siblings; workload F's read-modify-write sends exactly the context of its
 // own read. Strong writes send none: the strong level orders writes by tag.
 //
-// Workload E (range scans) is not run: quorumkv hashes keys onto its ring
-// and has no range API. Run returns a Result with Skipped set.
+// Workload E's short range scans read runs of 1 to 100 consecutive records
+// (in record order) with one point read after another: quorumkv hashes keys
+// onto its ring and has no key order to scan. A scan is recorded as one
+// operation taking the reads' total time.
 //
 // RunStaleness measures t-visibility separately: each trial overwrites a key
 // through one node, waits t after the acknowledgement, and reads it through

@@ -36,7 +36,6 @@ type reportData struct {
 	Title       string
 	Subtitle    string
 	Facts       []reportFact
-	Skipped     string
 	Interrupted bool
 	Rows        []reportRow
 	Latency     []template.HTML
@@ -65,7 +64,7 @@ func RenderHTML(buf *bytes.Buffer, res Result) error {
 }
 
 func buildReport(res Result) reportData {
-	d := reportData{Skipped: res.Skipped, Interrupted: res.Interrupted,
+	d := reportData{Interrupted: res.Interrupted,
 		Generated: time.Now().UTC().Format("2006-01-02 15:04:05 UTC")}
 	if res.Workload != "" {
 		d.Title = "quorumkv bench — workload " + strings.ToUpper(res.Workload)

@@ -18,9 +18,6 @@ import (
 type Result struct {
 	Workload    string `json:"workload"`
 	Description string `json:"description"`
-	// Skipped says why the workload did not run (workload e); Levels is
-	// then empty.
-	Skipped      string   `json:"skipped,omitempty"`
 	Distribution string   `json:"distribution"`
 	Records      int      `json:"records"`
 	Concurrency  int      `json:"concurrency"`
@@ -206,10 +203,6 @@ func sortedOps[V any](m map[Op]V) []Op {
 
 // WriteSummary prints the summary table: one row per level and operation.
 func (r Result) WriteSummary(w io.Writer) error {
-	if r.Skipped != "" {
-		_, err := fmt.Fprintf(w, "workload %s skipped: %s\n", r.Workload, r.Skipped)
-		return err
-	}
 	var b strings.Builder
 	where := fmt.Sprintf("embedded %d-node cluster", len(r.Endpoints))
 	if !r.Embedded {

@@ -134,20 +134,62 @@ func TestLaggingStoreIsCaughtStale(t *testing.T) {
 	t.Logf("lagging store: %d of %d reads stale", rd.Stale, rd.Count)
 }
 
-func TestWorkloadESkipped(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Workload = "e"
-	cfg.Endpoints = []string{"http://127.0.0.1:1"} // never contacted
+// Workload E's scans read runs of consecutive records that exist, in
+// record order, and never a record past the last one inserted.
+func TestWorkloadEScansConsecutiveRecords(t *testing.T) {
+	fs := newFakeStore(false)
+	var mu sync.Mutex
+	var gets []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			mu.Lock()
+			gets = append(gets, strings.TrimPrefix(r.URL.Path, "/v1/kv/"))
+			mu.Unlock()
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	cfg := fakeConfig(srv.URL)
+	cfg.Workload, cfg.Concurrency = "e", 1 // one worker: its reads in order
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Skipped == "" || len(res.Levels) != 0 || res.Workload != "e" {
-		t.Fatalf("workload e: %+v", res)
+	lv := res.Levels[0]
+	if lv.Ops[OpScan].Count == 0 || lv.Ops[OpInsert].Count == 0 || lv.Ops[OpScan].Errors != 0 {
+		t.Fatalf("workload e: %+v", lv.Ops)
 	}
-	var buf bytes.Buffer
-	if err := res.WriteSummary(&buf); err != nil || !strings.Contains(buf.String(), "range") {
-		t.Fatalf("summary %q, %v", buf.String(), err)
+	if got := lv.Ops[OpScan].Count + lv.Ops[OpInsert].Count; got != int64(cfg.Ops) {
+		t.Errorf("%d scans and inserts, want %d transactions", got, cfg.Ops)
+	}
+	// Every read found its record (none past the last insert), and a run
+	// of reads goes up one record at a time.
+	fs.mu.Lock()
+	for _, k := range gets {
+		if len(fs.vals[k]) == 0 {
+			t.Errorf("a scan read %s, which was never written", k)
+		}
+	}
+	fs.mu.Unlock()
+	next, runs := 0, 0
+	record := func(k string) (string, int) { // prefix and record number
+		i := len(k)
+		for i > 0 && k[i-1] >= '0' && k[i-1] <= '9' {
+			i--
+		}
+		n, _ := strconv.Atoi(k[i:])
+		return k[:i], n
+	}
+	for i := 1; i < len(gets); i++ {
+		p0, n0 := record(gets[i-1])
+		if p1, n1 := record(gets[i]); p1 == p0 && n1 == n0+1 {
+			next++
+		} else {
+			runs++
+		}
+	}
+	if next < len(gets)/4 || runs == 0 {
+		t.Errorf("%d reads: %d followed by the next record, %d new runs; want runs of consecutive records", len(gets), next, runs)
 	}
 }
 
