@@ -16,8 +16,8 @@ import (
 // brief's shape: {"workload","levels":[{"consistency","ops_per_sec","ops":
 // {"read":{"count","p50_ms",…,"errors","stale"},…}}]}; the rest is extra.
 type Result struct {
-	Workload    string `json:"workload"`
-	Description string `json:"description"`
+	Workload     string   `json:"workload"`
+	Description  string   `json:"description"`
 	Distribution string   `json:"distribution"`
 	Records      int      `json:"records"`
 	Concurrency  int      `json:"concurrency"`
