@@ -271,12 +271,19 @@ func (m *Membership) compatible(p *memberlist.Node, joining bool) error {
 	if err != nil {
 		return &ForeignNodeError{Joining: joining, Member: p.Name, Err: err}
 	}
-	if meta.Replicas != m.cfg.Meta.Replicas || meta.Partitions != m.cfg.Meta.Partitions {
-		return &IncompatibleError{
+	// An empty scheme (nodes built without a client API, in tests) is not
+	// compared.
+	tlsDiffers := meta.Scheme != "" && m.cfg.Meta.Scheme != "" && meta.Scheme != m.cfg.Meta.Scheme
+	if meta.Replicas != m.cfg.Meta.Replicas || meta.Partitions != m.cfg.Meta.Partitions || tlsDiffers {
+		e := &IncompatibleError{
 			Joining: joining, Member: p.Name,
 			Replicas: meta.Replicas, Partitions: meta.Partitions,
 			LocalReplicas: m.cfg.Meta.Replicas, LocalPartitions: m.cfg.Meta.Partitions,
 		}
+		if tlsDiffers {
+			e.Scheme, e.LocalScheme = meta.Scheme, m.cfg.Meta.Scheme
+		}
+		return e
 	}
 	return nil
 }

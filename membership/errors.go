@@ -36,10 +36,23 @@ type IncompatibleError struct {
 	Replicas, Partitions int
 	// LocalReplicas and LocalPartitions are this node's settings.
 	LocalReplicas, LocalPartitions int
+	// Scheme and LocalScheme are the other node's and this node's client
+	// API scheme: "https" with TLS, "http" without. A cluster uses TLS on
+	// every node or on none, since nodes of one kind cannot call the other.
+	Scheme, LocalScheme string
 }
 
 // Error says who refused whom and both sides' settings.
 func (e *IncompatibleError) Error() string {
+	if e.Scheme != e.LocalScheme {
+		tls := map[string]string{"https": "with TLS", "http": "without TLS"}
+		if e.Joining {
+			return fmt.Sprintf("membership: refusing to join: cluster member %q runs %s and this node %s; every node of a cluster uses TLS (--tls-cert, --tls-key, --tls-ca) or none does",
+				e.Member, tls[e.Scheme], tls[e.LocalScheme])
+		}
+		return fmt.Sprintf("membership: refusing node %q: it runs %s and this cluster %s; every node of a cluster uses TLS (--tls-cert, --tls-key, --tls-ca) or none does",
+			e.Member, tls[e.Scheme], tls[e.LocalScheme])
+	}
 	if e.Joining {
 		return fmt.Sprintf("membership: refusing to join: cluster member %q has replicas=%d partitions=%d, this node has replicas=%d partitions=%d",
 			e.Member, e.Replicas, e.Partitions, e.LocalReplicas, e.LocalPartitions)

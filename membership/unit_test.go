@@ -353,4 +353,11 @@ func TestIncompatibleErrorText(t *testing.T) {
 	if err := d.NotifyAlive(node(t, peerMeta("n8", 1))); err != nil {
 		t.Errorf("compatible node refused: %v", err)
 	}
+	secure := peerMeta("n9", 1)
+	secure.Scheme = "https"
+	err = d.NotifyAlive(node(t, secure))
+	want = `membership: refusing node "n9": it runs with TLS and this cluster without TLS; every node of a cluster uses TLS (--tls-cert, --tls-key, --tls-ca) or none does`
+	if err == nil || err.Error() != want {
+		t.Errorf("NotifyAlive of a TLS node into a plain cluster = %v\nwant %s", err, want)
+	}
 }

@@ -406,6 +406,14 @@ func TestSecureClusterRealProcesses(t *testing.T) {
 	if code, body := get("http://"+s.procs[0].http+"/v1/kv/secure-1", s.token); code != 400 || !strings.Contains(body, "HTTPS") {
 		t.Errorf("plain HTTP: %d %q, want 400 refused", code, body)
 	}
+	// A node without TLS (but with the gossip key, so gossip lets it in)
+	// must not join: it could not call the others, nor they it.
+	out, err := proctest.RunOnce(t, 30*time.Second, "server", "--id", "plain", "--data", filepath.Join(s.dir, "plain"),
+		"--http", proctest.FreePort(t), "--rpc", proctest.FreePort(t), "--gossip", proctest.FreePort(t),
+		"--replicas", "3", "--gossip-key", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 16)), "--join", s.procs[0].gsp)
+	if err == nil || !strings.Contains(out, "without TLS") {
+		t.Errorf("a node without TLS joining a TLS cluster: %v\n%s", err, out)
+	}
 
 	// SIGHUP: a new certificate is served to new connections.
 	serial := func() int64 {
