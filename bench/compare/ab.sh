@@ -26,12 +26,9 @@ for r in $(seq 1 "$rounds"); do
     qkv_start "$bin" "$dir" "$base" ${FLAGS:-} || exit 1
     for t in set get; do
       c0=$(cpu "${QKV_PIDS[0]}") a0=$(cpu "${QKV_PIDS[@]}")
-      # shellcheck disable=SC2086
-      line=$(timeout 120 redis-benchmark -h 127.0.0.1 -p $((base + 3)) -t $t -n "$N" ${RARGS:-} \
-        -c 64 -d 100 --csv 2>/dev/null | tail -1)
+      # shellcheck disable=SC2086 # RARGS is a list of arguments
+      read -r rps p99 < <(qkv_redis_bench $((base + 3)) $t "$N" ${RARGS:-})
       c1=$(cpu "${QKV_PIDS[0]}") a1=$(cpu "${QKV_PIDS[@]}")
-      rps=$(echo "$line" | cut -d, -f2 | tr -d '"')
-      p99=$(echo "$line" | cut -d, -f7 | tr -d '"')
       echo "round $r $bin $t ${rps}/s p99 ${p99} ms node0 $(( (c1 - c0) * 10000000 / N / 1000 )) us/request, cluster $(( (a1 - a0) * 10000000 / N / 1000 )) us/request"
     done
     qkv_stop

@@ -35,12 +35,10 @@ for r in $(seq 1 "$rounds"); do
     qkv_start "$BIN" "$dir" "$base" --cache-bytes "$bytes" || exit 1
     for t in set get; do
       read -r h0 m0 < <(hits_misses)
-      line=$(timeout 120 redis-benchmark -h 127.0.0.1 -p $((base + 3)) -t $t -n "$N" -r "$KEYS" \
-        -c 64 -d 100 --csv 2>/dev/null | tail -1)
+      read -r rps p99 < <(qkv_redis_bench $((base + 3)) $t "$N" -r "$KEYS")
       read -r h1 m1 < <(hits_misses)
       h=$((h1 - h0)) m=$((m1 - m0))
-      echo "round $r cache-bytes $bytes $t $(echo "$line" | cut -d, -f2 | tr -d '"')/s" \
-        "p99 $(echo "$line" | cut -d, -f7 | tr -d '"') ms node0 hits $h misses $m" \
+      echo "round $r cache-bytes $bytes $t ${rps}/s p99 ${p99} ms node0 hits $h misses $m" \
         "hit ratio $(awk -v h=$h -v m=$m 'BEGIN {if (h + m) printf "%.2f", h / (h + m); else print "-"}')"
     done
     qkv_stop

@@ -40,6 +40,17 @@ qkv_start() {
   return 1
 }
 
+# qkv_redis_bench PORT TEST N [ARGS...]: one `redis-benchmark -t TEST -n N
+# -c 64 -d 100 ARGS` against 127.0.0.1:PORT, capped at 120 s; prints
+# "REQUESTS_PER_SEC P99_MS".
+qkv_redis_bench() {
+  local port=$1 t=$2 n=$3 line
+  shift 3
+  line=$(timeout 120 redis-benchmark -h 127.0.0.1 -p "$port" -t "$t" -n "$n" "$@" \
+    -c 64 -d 100 --csv 2>/dev/null | tail -1)
+  echo "$(echo "$line" | cut -d, -f2 | tr -d '"') $(echo "$line" | cut -d, -f7 | tr -d '"')"
+}
+
 qkv_wait_http() {
   local t
   for t in $(seq 1 150); do
