@@ -226,9 +226,13 @@ func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 		if p.Name == m.cfg.Meta.ID {
 			if joining && p.Address() != m.gossipAddr {
 				// A restart on a new address before the crash was noticed
-				// resolves itself; two live processes with one ID do not.
-				m.log.Warn("the cluster sees this node's id alive at another address; it will take this node only once that one is declared dead",
+				// resolves itself; two live processes with one ID do not,
+				// and New refuses the join if the other one answers pings.
+				m.log.Warn("the cluster sees this node's id alive at another address; checking whether a process still answers there",
 					"other_addr", p.Address())
+				m.mu.Lock()
+				m.selfElsewhere = p.Address()
+				m.mu.Unlock()
 			}
 			continue
 		}

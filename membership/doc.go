@@ -45,7 +45,9 @@
 // address at once, on a new address once its old life has been dead for
 // Config.ReclaimTime (memberlist refuses a live ID from a second address,
 // so a restart on a new port before anyone noticed the crash waits for
-// failure detection).
+// failure detection). To tell such a restart from a second process started
+// with a running node's ID, New pings the other address for the ID; if it
+// answers, New refuses the join with a *DuplicateIDError.
 //
 // memberlist stops talking to a dead node after GossipToTheDeadTime, so
 // the two sides of a longer network partition would never find each other

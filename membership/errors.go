@@ -13,6 +13,10 @@ var (
 	// *ForeignNodeError), so one of them refused the other.
 	ErrIncompatible = errors.New("membership: incompatible cluster settings")
 
+	// ErrDuplicateID means another live process already uses this node's
+	// ID in the cluster (a *DuplicateIDError), so New refused to join.
+	ErrDuplicateID = errors.New("membership: node id in use")
+
 	// ErrJoin means New could not join any of the given gossip addresses.
 	ErrJoin = errors.New("membership: could not join the cluster")
 
@@ -86,3 +90,21 @@ func (e *ForeignNodeError) Error() string {
 
 // Unwrap returns ErrIncompatible and the decoding error.
 func (e *ForeignNodeError) Unwrap() []error { return []error{ErrIncompatible, e.Err} }
+
+// DuplicateIDError reports that the cluster already has a live member with
+// this node's ID, at another gossip address that answers pings for it. It
+// unwraps to ErrDuplicateID.
+type DuplicateIDError struct {
+	// ID is the contested node ID.
+	ID string
+	// Addr is the gossip address of the process that holds it.
+	Addr string
+}
+
+// Error names the ID, who holds it and what to do.
+func (e *DuplicateIDError) Error() string {
+	return fmt.Sprintf("membership: refusing to join: node id %q is in use by a live member at gossip address %s; give every node its own --id (or stop that one first)", e.ID, e.Addr)
+}
+
+// Unwrap returns ErrDuplicateID.
+func (e *DuplicateIDError) Unwrap() error { return ErrDuplicateID }

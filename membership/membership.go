@@ -61,6 +61,9 @@ type Membership struct {
 	refusal   error             // first refusal seen by NotifyMerge while joining
 	refused   map[string]bool   // peers whose refusal was logged
 	conflicts map[string]string // peer -> address whose ID conflict was logged
+	// selfElsewhere: while joining, the cluster reported this node's ID
+	// alive at this other gossip address.
+	selfElsewhere string
 }
 
 // entry is a member table row.
@@ -131,8 +134,11 @@ func New(cfg Config) (*Membership, error) {
 		_, err := ml.Join(cfg.Join)
 		m.joining.Store(false)
 		m.mu.Lock()
-		refusal := m.refusal
+		refusal, elsewhere := m.refusal, m.selfElsewhere
 		m.mu.Unlock()
+		if refusal == nil && err == nil && elsewhere != "" && m.answersAs(elsewhere) {
+			refusal = &DuplicateIDError{ID: cfg.Meta.ID, Addr: elsewhere}
+		}
 		if refusal != nil || err != nil {
 			_ = m.Close() // memberlist's shutdown error adds nothing to the join error
 			if refusal != nil {
@@ -145,6 +151,34 @@ func New(cfg Config) (*Membership, error) {
 	m.rebuild(time.Now())
 	return m, nil
 }
+
+// idCheckTime bounds how long answersAs pings: long enough that a lost UDP
+// datagram or a busy peer does not let a second live process take an ID.
+const idCheckTime = time.Second
+
+// answersAs reports whether a live process at gossip address addr answers
+// pings addressed to this node's ID. The cluster reports this node's ID
+// alive at addr either because an earlier life of this node crashed there
+// and is not yet declared dead (it stays silent, and memberlist hands the
+// ID over once the failure detector gives up on it), or because another
+// running process was started with the same --id (it answers; this node
+// must not join).
+func (m *Membership) answersAs(addr string) bool {
+	deadline := time.Now().Add(idCheckTime)
+	for tries := 0; tries < 3 || time.Now().Before(deadline); tries++ {
+		if _, err := m.ml.Ping(m.cfg.Meta.ID, gossipAddr(addr)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// gossipAddr is a host:port as the net.Addr memberlist's Ping takes; it
+// only uses the address's String.
+type gossipAddr string
+
+func (a gossipAddr) Network() string { return "udp" }
+func (a gossipAddr) String() string  { return string(a) }
 
 // flatten renders memberlist's multierror on one line.
 func flatten(err error) string {

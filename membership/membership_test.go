@@ -526,6 +526,34 @@ func TestRestartSameIDImmediately(t *testing.T) {
 	})
 }
 
+func TestDuplicateIDRefused(t *testing.T) {
+	// A second running process with an ID already in the cluster must not
+	// join: unlike a restart (above), the first life answers for the ID.
+	ms := cluster(t, 2, nil)
+	waitFor(t, 10*time.Second, "two nodes", func() bool { return converged(ms, "n1", "n2") })
+	before := runtime.NumGoroutine()
+	_, err := New(testConfig(t, "n2", ms[0].GossipAddr()))
+	var de *DuplicateIDError
+	if !errors.Is(err, ErrDuplicateID) || !errors.As(err, &de) || de.ID != "n2" || de.Addr != ms[1].GossipAddr() {
+		t.Fatalf("second n2 joined or failed otherwise: %v", err)
+	}
+	want := `membership: refusing to join: node id "n2" is in use by a live member at gossip address ` + ms[1].GossipAddr() +
+		"; give every node its own --id (or stop that one first)"
+	if err.Error() != want {
+		t.Errorf("error = %q\nwant    %q", err, want)
+	}
+	waitFor(t, 5*time.Second, "the refused node's goroutines to stop", func() bool {
+		return runtime.NumGoroutine() <= before
+	})
+	// The cluster keeps the first n2.
+	time.Sleep(200 * time.Millisecond)
+	for _, m := range ms {
+		if mem, _ := m.Member("n2"); mem.State != StateAlive || mem.GossipAddr != ms[1].GossipAddr() {
+			t.Errorf("%s sees n2 as %+v after the refused join", m.Self().ID, mem)
+		}
+	}
+}
+
 func TestJoinerLearnsDeadMembers(t *testing.T) {
 	// memberlist forgets dead nodes after GossipToTheDeadTime; a node that
 	// joins after that must still put the dead node in its ring, or its

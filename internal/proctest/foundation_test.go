@@ -71,8 +71,9 @@ func TestRealProcessesKillAndRestart(t *testing.T) {
 	}
 }
 
-// TestMismatchedReplicasRefusedToJoin: a node with another N must not join.
-func TestMismatchedReplicasRefusedToJoin(t *testing.T) {
+// TestMisconfiguredNodeRefusedToJoin: a node with another N, or with the
+// --id of a running member, must not join.
+func TestMisconfiguredNodeRefusedToJoin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
@@ -87,6 +88,19 @@ func TestMismatchedReplicasRefusedToJoin(t *testing.T) {
 	if !containsAll(out, "refusing to join", "replicas") {
 		t.Fatalf("error does not say why:\n%s", out)
 	}
+
+	// A second process with the first one's --id must exit too, and the
+	// first keeps serving.
+	out, err = proctest.RunOnce(t, 10*time.Second, "server", "--id", c.Proc(0).ID, "--data", t.TempDir(),
+		"--http", proctest.FreePort(t), "--rpc", proctest.FreePort(t), "--gossip", proctest.FreePort(t),
+		"--join", c.Proc(0).Gossip, "--gossip-profile", "local")
+	if err == nil {
+		t.Fatalf("a second node with --id %s joined:\n%s", c.Proc(0).ID, out)
+	}
+	if !containsAll(out, "refusing to join", "node id \""+c.Proc(0).ID+"\" is in use", c.Proc(0).Gossip) {
+		t.Fatalf("error does not say why:\n%s", out)
+	}
+	c.WaitMembers(1, 5*time.Second)
 }
 
 func containsAll(s string, subs ...string) bool {
