@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.Endpoints = ec.Endpoints()
 		logf(cfg.Log, "embedded cluster up: %s (data in %s, removed afterwards)", strings.Join(res.Endpoints, " "), ec.Dir())
 	}
-	cl, err := client.New(client.Config{Endpoints: res.Endpoints, Token: cfg.Token, TLS: cfg.TLS, Timeout: cfg.RequestTimeout})
+	cl, err := dial(ctx, client.Config{Endpoints: res.Endpoints, Token: cfg.Token, TLS: cfg.TLS, Timeout: cfg.RequestTimeout})
 	if err != nil {
 		return res, err
 	}
@@ -113,6 +113,29 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// dialCheckTimeout bounds the status request dial sends to each endpoint.
+const dialCheckTimeout = 5 * time.Second
+
+// dial makes the bench's client and asks every endpoint for /v1/status
+// before any load, so a wrong address, scheme or token fails at once with
+// its reason instead of after a load phase of failed inserts.
+func dial(ctx context.Context, cc client.Config) (*client.Client, error) {
+	cl, err := client.New(cc)
+	if err != nil {
+		return nil, err
+	}
+	for i, ep := range cl.Endpoints() {
+		sctx, cancel := context.WithTimeout(ctx, dialCheckTimeout)
+		_, err := cl.At(i).Status(sctx)
+		cancel()
+		if err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("endpoint %s does not answer as a quorumkv node: %w", ep, err)
+		}
+	}
+	return cl, nil
 }
 
 func levelNote(lr LevelResult) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -33,6 +34,11 @@ func newFakeStore(lagging bool) *fakeStore {
 }
 
 func (f *fakeStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/status" {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"node":"fake"}`)
+		return
+	}
 	key, ok := strings.CutPrefix(r.URL.Path, "/v1/kv/")
 	if !ok {
 		http.NotFound(w, r)
@@ -141,7 +147,7 @@ func TestWorkloadEScansConsecutiveRecords(t *testing.T) {
 	var mu sync.Mutex
 	var gets []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/kv/") {
 			mu.Lock()
 			gets = append(gets, strings.TrimPrefix(r.URL.Path, "/v1/kv/"))
 			mu.Unlock()
@@ -190,6 +196,44 @@ func TestWorkloadEScansConsecutiveRecords(t *testing.T) {
 	}
 	if next < len(gets)/4 || runs == 0 {
 		t.Errorf("%d reads: %d followed by the next record, %d new runs; want runs of consecutive records", len(gets), next, runs)
+	}
+}
+
+func TestEndpointThatDoesNotAnswerFailsBeforeTheLoad(t *testing.T) {
+	// A closed port, and a server that is not a quorumkv node (or wants a
+	// token): each must stop the run before the load, naming the endpoint.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer other.Close()
+	store := newFakeStore(false)
+	good := httptest.NewServer(store)
+	defer good.Close()
+	for _, bad := range []string{closed, other.URL} {
+		res, err := Run(context.Background(), fakeConfig(good.URL, bad))
+		if err == nil || !strings.Contains(err.Error(), "endpoint "+bad+" does not answer") {
+			t.Errorf("%s: Run = %v", bad, err)
+		}
+		if res.Load != nil {
+			t.Errorf("%s: the load phase ran", bad)
+		}
+		sc := DefaultStalenessConfig()
+		sc.Endpoints = []string{bad}
+		rs, err := RunStaleness(context.Background(), sc)
+		if err == nil || !strings.Contains(err.Error(), "endpoint "+bad+" does not answer") || len(rs.Levels) != 0 {
+			t.Errorf("%s: RunStaleness = %v, %d levels", bad, err, len(rs.Levels))
+		}
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if len(store.vals) != 0 {
+		t.Errorf("the good endpoint got %d keys written", len(store.vals))
 	}
 }
 

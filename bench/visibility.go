@@ -176,7 +176,7 @@ func RunStaleness(ctx context.Context, cfg StalenessConfig) (StalenessResult, er
 		defer ec.Close()
 		res.Embedded, res.Endpoints = true, ec.Endpoints()
 	}
-	cl, err := client.New(client.Config{Endpoints: res.Endpoints, Token: cfg.Token, TLS: cfg.TLS, Timeout: cfg.RequestTimeout})
+	cl, err := dial(ctx, client.Config{Endpoints: res.Endpoints, Token: cfg.Token, TLS: cfg.TLS, Timeout: cfg.RequestTimeout})
 	if err != nil {
 		return res, err
 	}

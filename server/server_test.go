@@ -169,7 +169,8 @@ func TestAuth(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.AuthToken = "s3cret"
 	s, _ := New(cfg, &fakeKV{}, fakeNode{})
-	for _, h := range []map[string]string{nil, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret"}} {
+	for _, h := range []map[string]string{nil, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret"},
+		{"Authorization": "Basic s3cret"}, {"Authorization": "Bearer S3cret"}, {"Authorization": "Bearer  s3cret"}, {"Authorization": "Bearers3cret"}} {
 		if w := do(s, "GET", "/v1/kv/a", "", h); w.Code != http.StatusUnauthorized {
 			t.Fatalf("%v: %d", h, w.Code)
 		} else if w.Header().Get(wire.HeaderReplicas) != "0" || w.Header().Get(wire.HeaderReadRepair) != "0" {
@@ -179,8 +180,11 @@ func TestAuth(t *testing.T) {
 	if w := do(s, "GET", "/v1/status", "", nil); w.Code != http.StatusUnauthorized || w.Header().Get(wire.HeaderReplicas) != "" {
 		t.Errorf("refused status: %d %v (a receipt belongs to KV requests only)", w.Code, w.Header())
 	}
-	if w := do(s, "GET", "/v1/kv/a", "", map[string]string{"Authorization": "Bearer s3cret"}); w.Code != 404 {
-		t.Fatalf("with token: %d", w.Code)
+	// The scheme is case-insensitive, as in every HTTP authentication scheme.
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+		if w := do(s, "GET", "/v1/kv/a", "", map[string]string{"Authorization": scheme + " s3cret"}); w.Code != 404 {
+			t.Fatalf("with token, scheme %q: %d", scheme, w.Code)
+		}
 	}
 }
 
