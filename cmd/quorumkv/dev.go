@@ -29,8 +29,8 @@ gossip on base-port+200+i and the Redis protocol on base-port+300+i. Ctrl-C
 stops it cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if nodes < 1 {
-				return fmt.Errorf("--nodes %d: need at least one node", nodes)
+			if nodes < 1 || nodes > 100 {
+				return fmt.Errorf("--nodes %d: between 1 and 100 (each kind of port gets a block of 100)", nodes)
 			}
 			if basePort < 1 || basePort+300+nodes > 65535 {
 				return fmt.Errorf("--base-port %d: ports base..base+300+nodes must fit below 65536", basePort)
@@ -84,7 +84,7 @@ stops it cleanly.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&nodes, "nodes", 3, "number of nodes")
+	f.IntVar(&nodes, "nodes", 3, "number of nodes, 1 to 100")
 	f.StringVar(&dir, "dir", "", "keep data in this directory instead of a temporary one")
 	f.IntVar(&basePort, "base-port", 7000, "node i serves HTTP on base-port+i")
 	f.IntVar(&replicas, "replicas", 3, "replication factor N")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -58,6 +59,13 @@ func devBase(t *testing.T) int {
 func TestDevClusterServesHTTPAndRESP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
+	}
+	// Node counts whose derived ports would overlap are refused up front.
+	for _, n := range []string{"0", "101"} {
+		out, err := proctest.RunOnce(t, 10*time.Second, "dev", "--nodes", n)
+		if err == nil || !strings.Contains(out, "--nodes "+n+": between 1 and 100") {
+			t.Errorf("dev --nodes %s: %v\n%s", n, err, out)
+		}
 	}
 	base := devBase(t)
 	var out bytes.Buffer
