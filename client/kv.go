@@ -30,8 +30,9 @@ type Options struct {
 	R, W int
 	// Context is the X-Context of an earlier read, sent with Put and Delete:
 	// the write then supersedes exactly the versions that read saw. Empty:
-	// the write is concurrent with what is stored (a sibling), unless the
-	// level is strong. Get ignores it.
+	// a Put is concurrent with what is stored (a sibling), unless the level
+	// is strong; a Delete removes what is stored (see Delete). Get ignores
+	// it.
 	Context string
 }
 
@@ -135,7 +136,10 @@ func (c *Client) Put(ctx context.Context, key, value []byte, o Options) (WriteRe
 	return c.write(ctx, http.MethodPut, key, value, o)
 }
 
-// Delete writes a tombstone for key; o.Context works as for Put.
+// Delete writes a tombstone for key. With o.Context it supersedes exactly
+// the versions that read saw; without, it supersedes every version the
+// key's coordinating primary holds, so the key reads as absent afterwards
+// unless a concurrent write elsewhere left a sibling.
 func (c *Client) Delete(ctx context.Context, key []byte, o Options) (WriteResult, error) {
 	return c.write(ctx, http.MethodDelete, key, nil, o)
 }

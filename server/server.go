@@ -262,6 +262,12 @@ func (s *Server) kvRequest(w http.ResponseWriter, r *http.Request, escaped strin
 		}
 	}
 	wr := replication.Write{Context: vctx, Consistency: cons, Delete: r.Method == http.MethodDelete}
+	// A DELETE without X-Context removes what is stored: its tombstone
+	// supersedes every version the coordinating primary holds, as RESP's
+	// DEL and Riak's delete without a vclock do. A tombstone concurrent
+	// with the value would hide nothing (GET answers the live sibling).
+	// Versions written concurrently elsewhere survive as siblings.
+	wr.Overwrite = wr.Delete && vctx == nil
 	if !wr.Delete {
 		if r.ContentLength > s.cfg.MaxValueBytes {
 			return s.writeError(w, tooLarge(r.ContentLength, s.cfg.MaxValueBytes), replication.Receipt{}, read)

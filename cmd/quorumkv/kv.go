@@ -171,6 +171,7 @@ func putCmd() *cobra.Command {
 
 func deleteCmd() *cobra.Command {
 	var f clientFlags
+	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "delete KEY",
 		Short: "Delete a key (writes a tombstone)",
@@ -180,12 +181,19 @@ func deleteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = c.Delete(cmd.Context(), []byte(args[0]), o)
-			return err
+			res, err := c.Delete(cmd.Context(), []byte(args[0]), o)
+			if err != nil {
+				return err
+			}
+			if verbose {
+				printReceipt(cmd.ErrOrStderr(), res.Receipt, false)
+			}
+			return nil
 		},
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&f.context, "context", "", "context from an earlier get")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print the consistency receipt")
 	return cmd
 }
 

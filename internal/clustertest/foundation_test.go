@@ -171,6 +171,36 @@ func TestDeleteHidesAndKeepsContext(t *testing.T) {
 	if err != nil || res.Found || res.Context == "" {
 		t.Fatalf("after delete: err=%v found=%v context=%q", err, res.Found, res.Context)
 	}
+
+	// Without a context a delete removes what is stored too, whichever node
+	// coordinates it, at every level but strong (which has its own test).
+	for i, level := range []string{"one", "quorum", "all"} {
+		o := client.Options{Consistency: level}
+		key := []byte("blind-" + level)
+		if _, err := cl.At(i).Put(ctx, key, []byte("v1"), all); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.At((i+1)%3).Put(ctx, key, []byte("v2"), all); err != nil { // a sibling of v1
+			t.Fatal(err)
+		}
+		if _, err := cl.At((i+2)%3).Delete(ctx, key, o); err != nil {
+			t.Fatalf("%s: delete without context: %v", level, err)
+		}
+		res, err := cl.At(i).Get(ctx, key, all)
+		if err != nil || res.Found || len(res.Values) != 0 {
+			t.Fatalf("%s: after a delete without context: err=%v found=%v values=%q", level, err, res.Found, res.Values)
+		}
+	}
+	// A put without a context still makes a sibling (the brief's rule).
+	key = []byte("blind-put")
+	for _, v := range []string{"a", "b"} {
+		if _, err := cl.At(0).Put(ctx, key, []byte(v), all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := cl.At(1).Get(ctx, key, all); err != nil || len(res.Values) != 2 {
+		t.Fatalf("two puts without context: %v %q, want two siblings", err, res.Values)
+	}
 }
 
 func TestNoGoroutineLeftAfterClose(t *testing.T) {

@@ -39,6 +39,7 @@ func TestRealProcessesKillAndRestart(t *testing.T) {
 			t.Fatalf("put: %v", err)
 		}
 	}
+	cliRoundTrip(t, "http://"+c.Proc(1).HTTP)
 	c.Kill(2)
 	for i := 0; i < 30; i++ {
 		key := []byte(fmt.Sprint("k", i))
@@ -101,6 +102,29 @@ func TestMisconfiguredNodeRefusedToJoin(t *testing.T) {
 		t.Fatalf("error does not say why:\n%s", out)
 	}
 	c.WaitMembers(1, 5*time.Second)
+}
+
+// cliRoundTrip runs the CLI's put, get and delete against endpoint, each
+// with -v (the consistency receipt on stderr).
+func cliRoundTrip(t *testing.T, endpoint string) {
+	t.Helper()
+	run := func(args ...string) (string, error) {
+		return proctest.RunOnce(t, 20*time.Second, append(args, "--endpoint", endpoint)...)
+	}
+	if out, err := run("put", "-v", "--consistency", "all", "cli-key", "cli value"); err != nil ||
+		!containsAll(out, "context: ", "replicas=3 acks=3 fallbacks=0\n") {
+		t.Fatalf("put -v: %v\n%s", err, out)
+	}
+	if out, err := run("get", "-v", "cli-key"); err != nil ||
+		!containsAll(out, "cli value\n", "context: ", "acks=2 fallbacks=0 read-repair=0\n") {
+		t.Fatalf("get -v: %v\n%s", err, out)
+	}
+	if out, err := run("delete", "-v", "--w", "3", "cli-key"); err != nil || !containsAll(out, "replicas=3 acks=3 fallbacks=0\n") {
+		t.Fatalf("delete -v: %v\n%s", err, out)
+	}
+	if out, err := run("get", "cli-key"); err == nil || !containsAll(out, `key "cli-key" not found`) {
+		t.Fatalf("get after delete: %v\n%s", err, out)
+	}
 }
 
 func containsAll(s string, subs ...string) bool {
