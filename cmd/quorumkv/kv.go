@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/quorumkv/quorumkv/client"
 )
@@ -25,9 +26,11 @@ type clientFlags struct {
 	context     string
 	tokenFile   string
 	caFile      string
+	flags       *pflag.FlagSet // to tell --r 0 from no --r
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, levels bool) {
+	f.flags = cmd.Flags()
 	cmd.Flags().StringVar(&f.endpoint, "endpoint", "http://127.0.0.1:7000", "URL of the node to talk to")
 	cmd.Flags().StringVar(&f.tokenFile, "auth-token-file", "", "file holding the bearer token (or set QUORUMKV_TOKEN)")
 	cmd.Flags().StringVar(&f.caFile, "tls-ca", "", "CA certificate to verify an https endpoint")
@@ -75,6 +78,11 @@ func (f *clientFlags) clientAndOptions() (*client.Client, client.Options, error)
 }
 
 func (f *clientFlags) options() (client.Options, error) {
+	for name, v := range map[string]int{"r": f.r, "w": f.w} {
+		if f.flags != nil && f.flags.Changed(name) && v < 1 {
+			return client.Options{}, fmt.Errorf("--%s %d: must be a number of replicas from 1 to N", name, v)
+		}
+	}
 	if f.consistency != "" && (f.r != 0 || f.w != 0) {
 		return client.Options{}, errors.New("give either --consistency or --r/--w, not both")
 	}

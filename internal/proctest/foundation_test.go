@@ -125,6 +125,9 @@ func cliRoundTrip(t *testing.T, endpoint string) {
 	if out, err := run("get", "cli-key"); err == nil || !containsAll(out, `key "cli-key" not found`) {
 		t.Fatalf("get after delete: %v\n%s", err, out)
 	}
+	if out, err := run("put", "--w", "0", "cli-key", "x"); err == nil || !containsAll(out, "--w 0: must be a number of replicas from 1 to N") {
+		t.Fatalf("put --w 0: %v\n%s", err, out)
+	}
 }
 
 func containsAll(s string, subs ...string) bool {
