@@ -166,8 +166,13 @@ const idCheckTime = time.Second
 func (m *Membership) answersAs(addr string) bool {
 	deadline := time.Now().Add(idCheckTime)
 	for tries := 0; tries < 3 || time.Now().Before(deadline); tries++ {
+		start := time.Now()
 		if _, err := m.ml.Ping(m.cfg.Meta.ID, gossipAddr(addr)); err == nil {
 			return true
+		}
+		// A send that failed at once (no route) must not spin.
+		if d := m.cfg.ProbeTimeout - time.Since(start); d > 0 {
+			time.Sleep(d)
 		}
 	}
 	return false
