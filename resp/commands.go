@@ -230,8 +230,9 @@ func parseLevel(b []byte, n int) (replication.Consistency, error) {
 
 // qoptions are the trailing options of QGET, QSET and QDEL.
 type qoptions struct {
-	context vclock.VV
-	level   replication.Consistency
+	context    vclock.VV
+	hasContext bool // a CONTEXT option was given (it may be "", nothing seen)
+	level      replication.Consistency
 }
 
 var qusage = map[string]string{
@@ -264,7 +265,7 @@ func (c *client) parseQOptions(cmd string, args [][]byte, withContext bool) (qop
 			if err != nil {
 				return o, err
 			}
-			o.context = vv
+			o.context, o.hasContext = vv, true
 		default:
 			return o, badRequest("syntax error at '%s'; usage: %s", clip(name, 32), qusage[cmd])
 		}
@@ -523,7 +524,9 @@ func cmdQDel(c *client, out []byte, args [][]byte) []byte {
 	}
 	var res replication.Result
 	if err == nil {
-		res, err = c.put(key, replication.Write{Delete: true, Context: o.context, Consistency: o.level})
+		// Without CONTEXT the tombstone supersedes what the coordinating
+		// primary holds, like an HTTP DELETE without X-Context.
+		res, err = c.put(key, replication.Write{Delete: true, Context: o.context, Consistency: o.level, Overwrite: !o.hasContext})
 	}
 	c.observe("qdel", o.level, start, err, false)
 	if err != nil {

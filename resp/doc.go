@@ -43,6 +43,8 @@
 //	    the new version's context.
 //	QDEL key [CONTEXT c] [CONSISTENCY l]
 //	    a tombstone with exactly context c; answers the new context.
+//	    Without CONTEXT it supersedes every version the key's coordinating
+//	    primary holds, like an HTTP DELETE without X-Context.
 //
 // To resolve siblings: QGET the key, pick or merge the values, and QSET the
 // result with the context QGET answered.
@@ -92,7 +94,8 @@
 // one holds a live value, writes a tombstone with the context it read, as an
 // overwrite too, so the tombstone supersedes what existed; a key that is
 // already absent costs no write. QSET and QDEL write with exactly the
-// context given — the Dynamo way, for clients that manage versions.
+// context given — the Dynamo way, for clients that manage versions (a QDEL
+// without one is an overwrite, as HTTP's DELETE is).
 //
 // # Errors
 //

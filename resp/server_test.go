@@ -323,6 +323,18 @@ func TestSiblings(t *testing.T) {
 	if len(got) != 1 || got[0] == "" {
 		t.Fatalf("QGET of a deleted key = %q; want [tombstone context]", got)
 	}
+	// QDEL without a context removes siblings too, as HTTP's DELETE does.
+	for _, v := range []string{"s1", "s2"} {
+		if err := rdb.Do(ctx, "QSET", "q", v).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rdb.Do(ctx, "QDEL", "q").Text(); err != nil {
+		t.Fatal(err)
+	}
+	if qg, _ := rdb.Do(ctx, "QGET", "q").StringSlice(); len(qg) != 1 || qg[0] == "" {
+		t.Fatalf("QGET after QDEL without context = %q; want [tombstone context]", qg)
+	}
 	// Bad options and contexts.
 	wantErrPrefix(t, rdb.Do(ctx, "QSET", "k", "v", "CONTEXT", "!!!").Err(), "ERR the CONTEXT does not decode")
 	wantErrPrefix(t, rdb.Do(ctx, "QSET", "k", "v", "CONTEXT").Err(), "ERR syntax error")
