@@ -102,7 +102,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.AuthToken != "" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="quorumkv"`)
 		if strings.HasPrefix(r.URL.Path, kvPrefix) { // no replica was asked
-			setReceipt(w.Header(), replication.Receipt{}, r.Method == http.MethodGet || r.Method == http.MethodHead)
+			setReceipt(w.Header(), replication.Receipt{}, isRead(r))
 		}
 		writeJSONError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token from --auth-token-file>", nil, nil)
 		return
@@ -147,6 +147,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSONError(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, path), nil, nil)
 	}
+}
+
+// isRead reports whether a KV request reads (its receipt has X-Read-Repair).
+func isRead(r *http.Request) bool {
+	return r.Method == http.MethodGet || r.Method == http.MethodHead
 }
 
 // authorized checks "Authorization: Bearer TOKEN". The scheme name is
@@ -242,7 +247,7 @@ func (s *Server) kvRequest(w http.ResponseWriter, r *http.Request, escaped strin
 	if !allow(w, r, http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodHead) {
 		return http.StatusMethodNotAllowed
 	}
-	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	read := isRead(r)
 	key, err := s.decodeKey(escaped)
 	if err != nil {
 		return s.writeError(w, err, replication.Receipt{}, read)
