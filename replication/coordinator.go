@@ -440,7 +440,24 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, cons Consistency) (Re
 	if cons.Level == Strong {
 		return c.strongRead(ctx, key, pl)
 	}
-	return c.read(ctx, key, pl, cons.Needed(len(pl.primaries)))
+	need := cons.Needed(len(pl.primaries))
+	if err := c.reachable(pl, need, "read"); err != nil {
+		return Result{Receipt: Receipt{Replicas: len(pl.primaries)}}, err
+	}
+	return c.read(ctx, key, pl, need)
+}
+
+// reachable refuses, before anything is sent or written, a request whose
+// replica count no answer can meet: a numeric r or w above the replicas a
+// key has, which only happens while the cluster has fewer members than N
+// (every member then holds every key, and no fallback is left to count).
+// Levels by name scale with the replicas there are (all is 2 of 2).
+func (c *Coordinator) reachable(pl placement, need int, op string) error {
+	if need <= len(pl.primaries) {
+		return nil
+	}
+	rc := Receipt{Replicas: len(pl.primaries)}
+	return c.failed(&QuorumError{Op: op, Needed: need, Replicas: len(pl.primaries), N: pl.ring.Replicas()}, rc)
 }
 
 func objectOf(r wire.Response) vclock.Object {
@@ -646,6 +663,9 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, w Write) (Result, err
 		return c.strongWrite(ctx, key, pl, w)
 	}
 	need := w.Consistency.Needed(len(pl.primaries))
+	if err := c.reachable(pl, need, "write"); err != nil {
+		return Result{Receipt: Receipt{Replicas: len(pl.primaries)}}, err
+	}
 	if c.isPrimary(pl) {
 		if w.Overwrite && !w.Delete && !c.cfg.DisableWriteCombining {
 			// Concurrent overwrites of one key combine: the requests that

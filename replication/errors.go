@@ -34,6 +34,10 @@ type QuorumError struct {
 	// Unknown: the request may have run, but its answer was lost.
 	Unknown bool
 	Receipt Receipt
+	// Replicas, when not 0, is how many replicas the key has: fewer than
+	// Needed, because the cluster has fewer members than N, so the request
+	// was refused before it ran.
+	Replicas, N int
 	// Causes holds the failure of each replica that failed, by node id.
 	Causes map[string]error
 }
@@ -42,6 +46,9 @@ func (e *QuorumError) Error() string {
 	var b strings.Builder
 	if e.Timeout {
 		fmt.Fprintf(&b, "%s timed out with %d of %d needed replica answers; the outcome is unknown", e.Op, e.Acked, e.Needed)
+	} else if e.Refused() {
+		fmt.Fprintf(&b, "%s needs %d replica answers but a key has only %d replicas while the cluster has fewer members than N=%d; ask for %d or fewer, or add nodes (the %s was not run)",
+			e.Op, e.Needed, e.Replicas, e.N, e.Replicas, e.Op)
 	} else if e.Unknown {
 		fmt.Fprintf(&b, "%s lost the answer of its coordinator after sending it the request; the outcome is unknown", e.Op)
 	} else {
@@ -64,6 +71,10 @@ func (e *QuorumError) Error() string {
 	}
 	return b.String()
 }
+
+// Refused reports whether the request was turned away before it ran, so
+// nothing of it can show up later.
+func (e *QuorumError) Refused() bool { return e.Replicas > 0 }
 
 // Unwrap returns the sentinel this error stands for.
 func (e *QuorumError) Unwrap() error {

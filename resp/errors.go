@@ -64,6 +64,9 @@ func (s *Server) replyError(err error) (msg, outcome string) {
 		if qe.Timeout {
 			return fmt.Sprintf("TIMEOUT outcome unknown: the %s had %d of the %d replica answers it needed when the deadline passed", qe.Op, qe.Acked, qe.Needed), wire.CodeTimeout
 		}
+		if qe.Refused() {
+			return "UNAVAILABLE " + qe.Error(), wire.CodeUnavailable
+		}
 		msg := fmt.Sprintf("UNAVAILABLE needed %d replicas, %d answered (%s)", qe.Needed, qe.Acked, qe.Op)
 		if qe.Op == "write" {
 			msg += "; the write may still have reached some replicas and become visible later"

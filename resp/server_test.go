@@ -576,6 +576,12 @@ func TestErrors(t *testing.T) {
 	if !strings.Contains(err.Error(), "may still have reached some replicas") {
 		t.Errorf("write unavailability %q does not warn that the write may appear later", err)
 	}
+	kv.setFail("small", &replication.QuorumError{Op: "write", Needed: 3, Replicas: 2, N: 3})
+	err = rdb.Set(ctx, "small", "x", 0).Err()
+	wantErrPrefix(t, err, "UNAVAILABLE write needs 3 replica answers but a key has only 2 replicas")
+	if strings.Contains(err.Error(), "may still") {
+		t.Errorf("a write refused before it ran %q says it may appear later", err)
+	}
 	kv.setFail("slow", &replication.QuorumError{Op: "write", Needed: 2, Acked: 1, Timeout: true})
 	wantErrPrefix(t, rdb.Do(ctx, "QSET", "slow", "x").Err(), "TIMEOUT outcome unknown")
 	kv.setFail("bad", fmt.Errorf("%w: replica count 7 is outside 1..3 (N)", replication.ErrBadRequest))

@@ -415,7 +415,7 @@ func (s *Server) writeError(w http.ResponseWriter, err error, rc replication.Rec
 		if qe.Timeout {
 			code, status = wire.CodeTimeout, http.StatusGatewayTimeout
 		}
-		if !qe.Timeout && strings.Contains(qe.Op, "write") {
+		if !qe.Timeout && !qe.Refused() && strings.Contains(qe.Op, "write") {
 			msg += "; a write that fails this way may still have reached some replicas and become visible later"
 		}
 		writeJSONError(w, status, code, msg, &qe.Needed, &qe.Acked)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,6 +78,46 @@ func TestTwoDownIsUnavailable(t *testing.T) {
 	res, err := cl.At(0).Get(ctx, []byte("a"), client.Options{Consistency: "one"})
 	if err != nil || string(res.Values[0]) != "1" {
 		t.Fatalf("one read with two down: %v %q", err, res.Values)
+	}
+}
+
+// TestClusterSmallerThanN: with fewer members than N every member holds
+// every key. Named levels count the replicas there are (all is 2 of 2); a
+// numeric r or w above them can never be met, so it is refused before it
+// runs, with an error that says why, and writes nothing.
+func TestClusterSmallerThanN(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Nodes: 2, Replicas: 3, Seed: 9})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 30*time.Second)
+
+	put, err := cl.At(0).Put(ctx, []byte("a"), []byte("1"), all)
+	if err != nil || put.Receipt.Replicas != 2 || put.Receipt.Acks != 2 {
+		t.Fatalf("all write on two nodes: %+v %v, want 2 of 2", put, err)
+	}
+	for _, o := range []client.Options{{W: 2}, quorum} {
+		if _, err := cl.At(1).Put(ctx, []byte("b"), []byte("1"), o); err != nil {
+			t.Fatalf("write %+v on two nodes: %v", o, err)
+		}
+	}
+	refused := func(what string, err error, op string) {
+		t.Helper()
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != 503 || ce.Needed != 3 || ce.Acked != 0 ||
+			!strings.Contains(ce.Message, "a key has only 2 replicas while the cluster has fewer members than N=3") ||
+			!strings.Contains(ce.Message, "the "+op+" was not run") || strings.Contains(ce.Message, "may still") {
+			t.Fatalf("%s: err=%v, want 503 needed=3 acked=0 saying the %s was not run", what, err, op)
+		}
+	}
+	_, err = cl.At(0).Put(ctx, []byte("a"), []byte("2"), client.Options{W: 3})
+	refused("w=3", err, "write")
+	_, err = cl.At(1).Delete(ctx, []byte("a"), client.Options{W: 3})
+	refused("delete w=3", err, "write")
+	_, err = cl.At(1).Get(ctx, []byte("a"), client.Options{R: 3})
+	refused("r=3", err, "read")
+
+	got, err := cl.At(1).Get(ctx, []byte("a"), all)
+	if err != nil || len(got.Values) != 1 || string(got.Values[0]) != "1" {
+		t.Fatalf("after refused writes: %q %v, want only the first value", got.Values, err)
 	}
 }
 
