@@ -47,8 +47,12 @@ func (e *QuorumError) Error() string {
 	if e.Timeout {
 		fmt.Fprintf(&b, "%s timed out with %d of %d needed replica answers; the outcome is unknown", e.Op, e.Acked, e.Needed)
 	} else if e.Refused() {
-		fmt.Fprintf(&b, "%s needs %d replica answers but a key has only %d replicas while the cluster has fewer members than N=%d; ask for %d or fewer, or add nodes (the %s was not run)",
-			e.Op, e.Needed, e.Replicas, e.N, e.Replicas, e.Op)
+		noun := "replicas"
+		if e.Replicas == 1 {
+			noun = "replica"
+		}
+		fmt.Fprintf(&b, "%s needs %d replica answers but a key has only %d %s while the cluster has fewer members than N=%d; ask for %d or fewer, or add nodes (the %s was not run)",
+			e.Op, e.Needed, e.Replicas, noun, e.N, e.Replicas, e.Op)
 	} else if e.Unknown {
 		fmt.Fprintf(&b, "%s lost the answer of its coordinator after sending it the request; the outcome is unknown", e.Op)
 	} else {

@@ -102,6 +102,22 @@ func TestMisconfiguredNodeRefusedToJoin(t *testing.T) {
 		t.Fatalf("error does not say why:\n%s", out)
 	}
 	c.WaitMembers(1, 5*time.Second)
+
+	// The lone node keeps every key's only replica: all is 1 of 1, and a
+	// count above that is refused before it runs.
+	run := func(args ...string) (string, error) {
+		return proctest.RunOnce(t, 20*time.Second, append(args, "--endpoint", c.URL(0))...)
+	}
+	if out, err := run("put", "-v", "--consistency", "all", "lone", "v"); err != nil || !containsAll(out, "replicas=1 acks=1") {
+		t.Fatalf("put at all on one node: %v\n%s", err, out)
+	}
+	if out, err := run("put", "--w", "2", "lone", "w"); err == nil ||
+		!containsAll(out, "a key has only 1 replica while the cluster has fewer members than N=3", "the write was not run") {
+		t.Fatalf("put --w 2 on one node: %v\n%s", err, out)
+	}
+	if out, err := run("get", "lone"); err != nil || !strings.HasPrefix(out, "v\ncontext: ") {
+		t.Fatalf("get after the refused write: %v\n%q", err, out)
+	}
 }
 
 // cliRoundTrip runs the CLI's put, get and delete against endpoint, each
