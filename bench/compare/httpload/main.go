@@ -19,86 +19,29 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
-	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/quorumkv/quorumkv/bench/compare/loadgen"
 )
 
 func main() {
 	target := flag.String("target", "quorumkv", "quorumkv or etcd")
-	op := flag.String("op", "put", "put or get")
-	endpoints := flag.String("endpoints", "http://127.0.0.1:7000", "comma-separated base URLs")
-	conc := flag.Int("c", 64, "workers, each with one request in flight")
-	dur := flag.Duration("d", 10*time.Second, "how long to run")
-	size := flag.Int("size", 100, "value bytes")
-	keys := flag.Int("keys", 100000, "key space (uniform)")
-	cons := flag.String("consistency", "quorum", "quorumkv consistency level")
-	label := flag.String("label", "", "label printed in the first column (default target)")
-	prefix := flag.String("prefix", "k", "key prefix: keys are PREFIX0..PREFIX(keys-1)")
+	cfg := loadgen.Flags("http://127.0.0.1:7000")
 	flag.Parse()
-	if *label == "" {
-		*label = *target
+	if cfg.Label == "" {
+		cfg.Label = *target
 	}
-	eps := strings.Split(*endpoints, ",")
-	tr := &http.Transport{MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc}
+	eps := strings.Split(cfg.Endpoints, ",")
+	tr := &http.Transport{MaxIdleConnsPerHost: cfg.Workers, MaxConnsPerHost: cfg.Workers}
 	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	value := bytes.Repeat([]byte("v"), *size)
-
-	var (
-		mu   sync.Mutex
-		lats []time.Duration
-		errs int
-		last string
-	)
-	deadline := time.Now().Add(*dur)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := range *conc {
-		base := eps[w%len(eps)]
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			var mine []time.Duration
-			bad := 0
-			var lastErr string
-			for time.Now().Before(deadline) {
-				key := fmt.Sprintf("%s%d", *prefix, rng.IntN(*keys))
-				t0 := time.Now()
-				err := do(cl, *target, *op, base, key, value, *cons)
-				if err != nil {
-					bad++
-					lastErr = err.Error()
-					continue
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lats = append(lats, mine...)
-			errs += bad
-			if lastErr != "" {
-				last = lastErr
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lats)
-	pct := func(p float64) float64 {
-		if len(lats) == 0 {
-			return 0
-		}
-		return float64(lats[int(p*float64(len(lats)-1))].Microseconds()) / 1000
-	}
-	fmt.Printf("%-24s %-4s %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  errors %d\n",
-		*label, *op, float64(len(lats))/elapsed.Seconds(), pct(0.50), pct(0.99), errs)
-	if last != "" {
-		fmt.Fprintf(os.Stderr, "httpload: last error: %s\n", last)
-	}
+	value := bytes.Repeat([]byte("v"), cfg.ValueSize)
+	// Workers are spread round-robin over the endpoints.
+	loadgen.Run(cfg, func(w int, key string) error {
+		return do(cl, *target, cfg.Op, eps[w%len(eps)], key, value, cfg.Consistency)
+	})
 }
 
 // do sends one request and reads its whole answer.
