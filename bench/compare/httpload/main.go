@@ -1,6 +1,7 @@
 // Command httpload drives one HTTP key-value API with a fixed number of
 // workers, each with one request in flight, for a fixed time, and prints one
-// line: target, op, ops/s, p50/p99 in ms, errors. The same driver for etcd's
+// line: target, op, ops/s, p50/p99 in ms, errors (the loop is
+// bench/compare/loadgen, shared with etcdgrpc). The same driver for etcd's
 // JSON gateway and quorumkv's HTTP API, so the comparison in compare.sh does
 // not measure two different clients.
 //
