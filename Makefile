@@ -2,11 +2,14 @@
 # multi-host fault suite in Docker (FAULT_QUICK=1 for the short version).
 
 GO ?= go
+# What `quorumkv version` and /v1/status report for binaries built here.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/quorumkv/quorumkv/node.version=$(VERSION)
 
 .PHONY: build test vet fault image clean
 
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/quorumkv ./cmd/quorumkv
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/quorumkv ./cmd/quorumkv
 
 test:
 	$(GO) test -race ./...
@@ -20,7 +23,7 @@ vet:
 FAULT_IMAGE ?= quorumkv-fault:latest
 
 image:
-	CGO_ENABLED=0 $(GO) build -o fault/build/quorumkv ./cmd/quorumkv
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o fault/build/quorumkv ./cmd/quorumkv
 	DOCKER_BUILDKIT=0 docker build -q -t $(FAULT_IMAGE) fault
 
 # Runs the multi-host fault suite (docs/reliability.md): writes

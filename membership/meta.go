@@ -50,6 +50,9 @@ type Meta struct {
 	// apart, so that a report "n3 left" about an earlier life is never
 	// applied to a later one. Any value in Config.Meta is overwritten.
 	Started int64 `msgpack:"started" json:"started"`
+	// Version is the build the node runs (node.Version); empty from nodes
+	// built before it was gossiped.
+	Version string `msgpack:"ver,omitempty" json:"version,omitempty"`
 }
 
 // encodeMeta encodes m for gossip and checks its size.

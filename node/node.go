@@ -155,7 +155,7 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 
 	meta := membership.Meta{
 		ID: cfg.ID, RPCAddr: n.rpc.Addr(), HTTPAddr: httpL.Addr().String(), Scheme: n.scheme(), Zone: cfg.Zone,
-		Incarnation: n.inc, Replicas: cfg.Replicas, Partitions: cfg.Partitions,
+		Incarnation: n.inc, Replicas: cfg.Replicas, Partitions: cfg.Partitions, Version: Version(),
 	}
 	view := &lazyView{}
 	n.coordView = view
@@ -230,7 +230,7 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	n.loop(func() { n.runAntiEntropy(ctx) })
 	n.loop(func() { n.transfer.Run(ctx) })
 	n.ready.Store(true)
-	n.log.Info("node started", "http", httpL.Addr().String(), "rpc", n.rpc.Addr(), "actor", n.actor)
+	n.log.Info("node started", "http", httpL.Addr().String(), "rpc", n.rpc.Addr(), "actor", n.actor, "version", Version())
 	return n, nil
 }
 
@@ -342,11 +342,11 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 // Status describes this node and the cluster as it sees it.
 func (n *Node) Status(ctx context.Context) wire.Status {
 	r := n.view.Ring()
-	st := wire.Status{ID: n.cfg.ID, Replicas: n.cfg.Replicas, RingSize: n.cfg.Partitions, Incarnation: n.inc}
+	st := wire.Status{ID: n.cfg.ID, Version: Version(), Replicas: n.cfg.Replicas, RingSize: n.cfg.Partitions, Incarnation: n.inc}
 	st.Transfers, st.PartitionsArriving = n.transferStatus()
 	st.Leaving = n.leaving.Load()
 	for _, m := range n.view.Members() {
-		ms := wire.MemberStatus{ID: m.ID, State: string(m.State), Partitions: r.PrimaryCount(m.ID), HTTP: m.HTTPAddr, RPC: m.RPCAddr, Gossip: m.GossipAddr, Zone: m.Zone}
+		ms := wire.MemberStatus{ID: m.ID, State: string(m.State), Partitions: r.PrimaryCount(m.ID), HTTP: m.HTTPAddr, RPC: m.RPCAddr, Gossip: m.GossipAddr, Zone: m.Zone, Version: m.Version}
 		if !m.Since.IsZero() {
 			ms.Since = m.Since.UTC().Format(time.RFC3339)
 		}

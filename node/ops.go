@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/dashboard"
 	"github.com/quorumkv/quorumkv/internal/rawio"
@@ -300,6 +302,10 @@ func (n *Node) wireOps(c *server.Config) error {
 		return err
 	}
 	n.ops.metrics = m
+	m.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "quorumkv", Name: "build_info", Help: "Always 1; the labels name the build this node runs.",
+		ConstLabels: prometheus.Labels{"version": Version(), "goversion": runtime.Version()},
+	}, func() float64 { return 1 }))
 	n.registerComponentMetrics(m)
 
 	if c.Extra == nil {

@@ -50,7 +50,9 @@ type SiblingJSON struct {
 
 // Status is the answer of GET /v1/status.
 type Status struct {
-	ID          string         `json:"id"`
+	ID string `json:"id"`
+	// Version is the build this node runs.
+	Version     string         `json:"version"`
 	Replicas    int            `json:"n"`
 	RingSize    int            `json:"ring_size"`
 	Incarnation uint64         `json:"incarnation"`
@@ -79,6 +81,8 @@ type MemberStatus struct {
 	Gossip     string `json:"gossip,omitempty"`
 	Zone       string `json:"zone,omitempty"`
 	Since      string `json:"since,omitempty"`
+	// Version is the build the member runs, as it gossips it.
+	Version string `json:"version,omitempty"`
 }
 
 // TransferStatus is one ownership transfer in progress.

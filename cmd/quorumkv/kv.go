@@ -231,9 +231,9 @@ func statusCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			fmt.Fprintf(out, "node %s  N=%d  ring=%d partitions  keys=%d  hints pending=%d\n\n", st.ID, st.Replicas, st.RingSize, st.Keys, st.HintsPending)
+			fmt.Fprintf(out, "node %s  N=%d  ring=%d partitions  keys=%d  hints pending=%d  version %s\n\n", st.ID, st.Replicas, st.RingSize, st.Keys, st.HintsPending, st.Version)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "MEMBER\tSTATE\tPARTITIONS\tSHARE\tHTTP\tZONE")
+			fmt.Fprintln(tw, "MEMBER\tSTATE\tPARTITIONS\tSHARE\tHTTP\tZONE\tVERSION")
 			members := st.Members
 			sort.Slice(members, func(i, j int) bool { return members[i].ID < members[j].ID })
 			total := st.RingSize * st.Replicas
@@ -242,7 +242,7 @@ func statusCmd() *cobra.Command {
 				if total > 0 {
 					share = 100 * float64(m.Partitions) / float64(total)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f%%\t%s\t%s\n", m.ID, m.State, m.Partitions, share, m.HTTP, m.Zone)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f%%\t%s\t%s\t%s\n", m.ID, m.State, m.Partitions, share, m.HTTP, m.Zone, m.Version)
 			}
 			tw.Flush()
 			if len(st.Transfers) > 0 {

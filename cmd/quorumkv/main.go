@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
+	"github.com/quorumkv/quorumkv/node"
 	"github.com/spf13/cobra"
 )
 
@@ -51,7 +53,17 @@ func rootCmd() *cobra.Command {
 		Short:         "A leaderless, quorum-replicated key-value store",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       node.Version(),
 	}
+	root.SetVersionTemplate("quorumkv {{.Version}}\n")
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the build this binary is",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "quorumkv %s (%s %s/%s)\n", node.Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	})
 	root.AddCommand(serverCmd(), devCmd())
 	root.AddCommand(benchCmd())
 	root.AddCommand(predictCmd())

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -102,6 +105,7 @@ func TestDevClusterServesHTTPAndRESP(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	checkVersions(ctx, t, cl, urls)
 	if _, err := cl.At(0).Put(ctx, []byte("greeting"), []byte("hello"), client.Options{}); err != nil {
 		t.Fatalf("HTTP PUT on node 0: %v", err)
 	}
@@ -131,5 +135,38 @@ func TestDevClusterServesHTTPAndRESP(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("dev still running 30s after Ctrl-C")
+	}
+}
+
+// checkVersions: `quorumkv version`, every node's /v1/status (its own
+// version and each member's, as gossiped) and /metrics name the build.
+func checkVersions(ctx context.Context, t *testing.T, cl *client.Client, urls []string) {
+	t.Helper()
+	want := proctest.BuildVersion
+	if out, err := proctest.RunOnce(t, 10*time.Second, "version"); err != nil || !strings.HasPrefix(out, "quorumkv "+want+" (go") {
+		t.Errorf("quorumkv version: %v %q, want it to start with %q", err, out, "quorumkv "+want+" (go")
+	}
+	for i, u := range urls {
+		st, err := cl.At(i).Status(ctx)
+		if err != nil {
+			t.Fatalf("status of node %d: %v", i, err)
+		}
+		if st.Version != want {
+			t.Errorf("node %d reports version %q, want %q", i, st.Version, want)
+		}
+		for _, m := range st.Members {
+			if m.Version != want {
+				t.Errorf("node %d sees member %s at version %q, want %q", i, m.ID, m.Version, want)
+			}
+		}
+		resp, err := http.Get(u + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if line := fmt.Sprintf(`quorumkv_build_info{goversion="%s",version="%s"} 1`, runtime.Version(), want); !strings.Contains(string(body), line) {
+			t.Errorf("node %d /metrics lacks %s", i, line)
+		}
 	}
 }

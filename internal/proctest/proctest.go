@@ -27,6 +27,10 @@ var (
 	buildErr  error
 )
 
+// BuildVersion is the version Binary's build reports (quorumkv version,
+// /v1/status, quorumkv_build_info).
+const BuildVersion = "proctest-build"
+
 // Binary builds the quorumkv binary once per test process and returns its
 // path.
 func Binary(t testing.TB) string {
@@ -38,7 +42,8 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "quorumkv")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/quorumkv/quorumkv/cmd/quorumkv")
+		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/quorumkv/quorumkv/node.version="+BuildVersion,
+			"-o", binPath, "github.com/quorumkv/quorumkv/cmd/quorumkv")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
