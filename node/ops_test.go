@@ -555,7 +555,7 @@ func TestDashboardInChromium(t *testing.T) {
 		return out.String()
 	}
 	dom := run("--dump-dom", u+"/")
-	for _, want := range []string{"n1", "n2", "alive", "this node", "quorum", "put", "live"} {
+	for _, want := range []string{"n1", "n2", "alive", "this node", "quorum", "put", "live", ">" + Version() + "</td>"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered dashboard lacks %q", want)
 		}

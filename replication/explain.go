@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/quorumkv/quorumkv/vclock"
 	"github.com/quorumkv/quorumkv/wire"
@@ -13,6 +14,9 @@ import (
 func (c *Coordinator) Explain(ctx context.Context, key []byte) wire.Explain {
 	pl := c.place(key)
 	out := wire.Explain{Key: string(key), Partition: pl.partition}
+	if !utf8.Valid(key) {
+		out.KeyBase64 = key
+	}
 	replies := make([]wire.ExplainReplica, len(pl.pref))
 	done := make(chan struct{}, len(pl.pref))
 	for i, node := range pl.pref {

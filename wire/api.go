@@ -112,7 +112,11 @@ type AntiEntropyStatus struct {
 
 // Explain is the answer of GET /v1/explain/{key}.
 type Explain struct {
-	Key            string           `json:"key"`
+	Key string `json:"key"`
+	// KeyBase64 is the key's bytes, set only when they are not valid
+	// UTF-8: JSON strings replace such bytes, so Key alone would not say
+	// which key this is.
+	KeyBase64      []byte           `json:"key_base64,omitempty"`
 	Partition      int              `json:"partition"`
 	PreferenceList []ExplainNode    `json:"preference_list"`
 	Replicas       []ExplainReplica `json:"replicas"`

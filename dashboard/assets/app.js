@@ -117,8 +117,9 @@ function renderStatus(st) {
       h("td", {}, m.zone || "–"),
       h("td", { class: "mono" }, m.http || "–"),
       h("td", { class: "mono" }, m.rpc || "–"),
+      h("td", { class: "mono" }, m.version || "–"),
       h("td", { title: m.since || "" }, m.since ? fmtAgo(m.since) : "–"));
-  }), 8, "no members known yet");
+  }), 9, "no members known yet");
 
   // Ring ownership.
   const owners = members.filter((m) => m.partitions > 0);

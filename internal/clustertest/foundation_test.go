@@ -468,3 +468,33 @@ func TestSlowReplicaIsSkippedBySpeculativeReads(t *testing.T) {
 	}
 	t.Logf("%d of 20 reads asked a third replica", speculated)
 }
+
+// TestExplainNamesKeysThatAreNotUTF8: explain's "key" is a JSON string,
+// which cannot hold arbitrary bytes, so a key that is not UTF-8 also comes
+// back whole in "key_base64" (and only such a key).
+func TestExplainNamesKeysThatAreNotUTF8(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Seed: 10})
+	cl := c.Client()
+	ctx := clustertest.Ctx(t, 30*time.Second)
+	for _, key := range [][]byte{[]byte("\xff\xfe-raw"), []byte("plain")} {
+		if _, err := cl.At(0).Put(ctx, key, []byte("v"), all); err != nil {
+			t.Fatalf("put %q: %v", key, err)
+		}
+		ex, err := cl.At(1).Explain(ctx, key)
+		if err != nil {
+			t.Fatalf("explain %q: %v", key, err)
+		}
+		want := []byte(nil)
+		if string(key) != "plain" {
+			want = key
+		}
+		if !slices.Equal(ex.KeyBase64, want) {
+			t.Errorf("explain %q: key_base64 %q, want %q", key, ex.KeyBase64, want)
+		}
+		for _, r := range ex.Replicas {
+			if !r.Found {
+				t.Errorf("explain %q: replica %s did not find the key", key, r.Node)
+			}
+		}
+	}
+}
