@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -97,6 +99,33 @@ func printReceipt(w io.Writer, rc client.Receipt, read bool) {
 	fmt.Fprintln(w)
 }
 
+// exactArgs is cobra.ExactArgs with the command's usage line in its error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return fmt.Errorf("%w; usage: %s", err, cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// unreachable rewrites a client command's failure to connect to the node
+// at --endpoint (the HTTP client's error, as returned) as a sentence that
+// says what to check; other errors, and errors a command already explained
+// by wrapping them, pass unchanged.
+func unreachable(err error) error {
+	ue, ok := err.(*url.Error)
+	var oe *net.OpError
+	if !ok || !errors.As(err, &oe) || oe.Op != "dial" {
+		return err
+	}
+	node := ue.URL
+	if u, perr := url.Parse(ue.URL); perr == nil {
+		node = u.Scheme + "://" + u.Host
+	}
+	return fmt.Errorf("no node answers at %s (%v); is it running, and does --endpoint name it?", node, oe.Err)
+}
+
 func addClientCommands(root *cobra.Command) {
 	root.AddCommand(getCmd(), putCmd(), deleteCmd(), statusCmd(), explainCmd(), leaveCmd())
 }
@@ -107,7 +136,7 @@ func getCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Read a key; prints every sibling on its own line and the context on stderr",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, o, err := f.clientAndOptions()
 			if err != nil {
@@ -148,7 +177,7 @@ func putCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "put KEY VALUE",
 		Short: "Write a key (VALUE - reads standard input)",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, o, err := f.clientAndOptions()
 			if err != nil {
@@ -183,7 +212,7 @@ func deleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete KEY",
 		Short: "Delete a key (writes a tombstone)",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, o, err := f.clientAndOptions()
 			if err != nil {
@@ -268,7 +297,7 @@ func explainCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "explain KEY",
 		Short: "Show a key's partition, preference list and what each replica holds now",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client()
 			if err != nil {

@@ -38,7 +38,7 @@ func main() {
 	root := rootCmd()
 	root.SetContext(ctx)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "quorumkv:", err)
+		fmt.Fprintln(os.Stderr, "quorumkv:", unreachable(err))
 		var ee exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)

@@ -118,6 +118,16 @@ func TestMisconfiguredNodeRefusedToJoin(t *testing.T) {
 	if out, err := run("get", "lone"); err != nil || !strings.HasPrefix(out, "v\ncontext: ") {
 		t.Fatalf("get after the refused write: %v\n%q", err, out)
 	}
+	// The CLI says what to check when no node answers, and how a command
+	// is used when its arguments are wrong.
+	closed := proctest.FreePort(t)
+	if out, err := proctest.RunOnce(t, 20*time.Second, "get", "lone", "--endpoint", "http://"+closed); err == nil ||
+		!containsAll(out, "no node answers at http://"+closed+" (connect: connection refused); is it running, and does --endpoint name it?") {
+		t.Fatalf("get from a closed port: %v\n%s", err, out)
+	}
+	if out, err := run("put", "lone"); err == nil || !containsAll(out, "usage: quorumkv put KEY VALUE") {
+		t.Fatalf("put with one argument: %v\n%s", err, out)
+	}
 }
 
 // cliRoundTrip runs the CLI's put, get and delete against endpoint, each
