@@ -121,6 +121,20 @@ type Config struct {
 	// gossiped. Default 5s.
 	BroadcastTimeout time.Duration
 
+	// Remembered is the member table this node kept from its last run
+	// (what Members returned; the caller saves and loads it), with Since
+	// of a member that was alive or suspect set to when the table was
+	// saved: the last time this node knew of it. New takes back, as dead
+	// since then, the members that are not this node, had not left or
+	// started leaving, and were known less than DeadTimeout ago, so a
+	// member long gone does not return to anyone's ring. A restarted node's
+	// ring then still holds them: quorum and strong requests need their
+	// answers instead of being served by this node alone before gossip
+	// has found the others, and the node reconnects to them like to any
+	// dead member. With members remembered, a Join that reaches nobody is
+	// not fatal: the node starts and keeps reconnecting.
+	Remembered []Member
+
 	// OnChange, if set, is called after the member table or the ring
 	// changed. Calls are not concurrent with each other, are made without
 	// holding any lock of this package, and several changes may be folded

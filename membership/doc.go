@@ -55,6 +55,16 @@
 // random dead member it remembers; once the partition heals, that
 // push/pull merges the sides.
 //
+// # Across restarts
+//
+// The node saves what Members returns in its store and hands it back as
+// Config.Remembered when it starts again; New adds those members (not
+// left, not leaving, known within DeadTimeout) as dead. The restarted
+// node's first ring is then the ring it had, not a ring of itself alone,
+// so it never answers a quorum or strong request as a cluster of one
+// before gossip has found the others, and a Join that reaches nobody is
+// not fatal: the reconnect loop below finds them.
+//
 // # When the ring changes
 //
 // The ring is ring.New over every member that is alive, suspect, or dead

@@ -115,6 +115,7 @@ func New(cfg Config) (*Membership, error) {
 	m.stop = stop
 	m.mu.Lock()
 	m.members[cfg.Meta.ID] = &entry{Member: Member{Meta: cfg.Meta, State: StateAlive, Since: time.Now()}}
+	remembered := m.rememberLocked(cfg.Remembered, time.Now())
 	m.tableChanged()
 	m.mu.Unlock()
 
@@ -139,6 +140,11 @@ func New(cfg Config) (*Membership, error) {
 		if refusal == nil && err == nil && elsewhere != "" && m.answersAs(elsewhere) {
 			refusal = &DuplicateIDError{ID: cfg.Meta.ID, Addr: elsewhere}
 		}
+		if refusal == nil && err != nil && remembered > 0 {
+			m.log.Warn("could not join the cluster; starting with the members remembered from the last run and reconnecting to them",
+				"join", strings.Join(cfg.Join, ","), "remembered", remembered, "err", flatten(err))
+			err = nil
+		}
 		if refusal != nil || err != nil {
 			_ = m.Close() // memberlist's shutdown error adds nothing to the join error
 			if refusal != nil {
@@ -150,6 +156,31 @@ func New(cfg Config) (*Membership, error) {
 	}
 	m.rebuild(time.Now())
 	return m, nil
+}
+
+// rememberLocked adds the members of an earlier run (Config.Remembered) to
+// the table as dead and returns how many it added; m.mu is held.
+func (m *Membership) rememberLocked(mems []Member, now time.Time) int {
+	n := 0
+	for _, r := range mems {
+		if r.ID == "" || r.ID == m.self.ID || m.members[r.ID] != nil || r.State == StateLeft || r.Leaving ||
+			r.Replicas != m.self.Replicas || r.Partitions != m.self.Partitions {
+			continue
+		}
+		since := r.Since
+		if since.IsZero() || since.After(now) {
+			since = now
+		}
+		if now.Sub(since) >= m.cfg.DeadTimeout {
+			continue
+		}
+		m.members[r.ID] = &entry{Member: Member{Meta: r.Meta, State: StateDead, Since: since, GossipAddr: r.GossipAddr}}
+		n++
+	}
+	if n > 0 {
+		m.log.Info("remembered members from the last run, dead until heard from", "members", n)
+	}
+	return n
 }
 
 // idCheckTime bounds how long answersAs pings: long enough that a lost UDP

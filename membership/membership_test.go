@@ -469,6 +469,65 @@ func TestJoinNobodyFails(t *testing.T) {
 	waitFor(t, 5*time.Second, "nothing left running", func() bool { return runtime.NumGoroutine() <= before })
 }
 
+// TestRememberedMembers: members of an earlier run come back as dead and
+// in the ring (so N replicas are still counted), except this node, those
+// that left or were leaving, those of another ring shape and those last
+// known longer than DeadTimeout ago; and with members remembered, a join
+// that reaches nobody is not fatal.
+func TestRememberedMembers(t *testing.T) {
+	now := time.Now()
+	meta := func(id string) Meta {
+		m := peerMeta(id, 7)
+		m.Partitions = 64
+		return m
+	}
+	leaving := meta("leaving")
+	leaving.Leaving = true
+	otherN := meta("other-n")
+	otherN.Replicas = 5
+	mem := func(m Meta, st State, since time.Time) Member {
+		return Member{Meta: m, State: st, Since: since, GossipAddr: "127.0.0.1:9"}
+	}
+	cfg := testConfig(t, "n1", "127.0.0.1:1")
+	cfg.TCPTimeout = 300 * time.Millisecond
+	cfg.Remembered = []Member{
+		mem(meta("n1"), StateAlive, now),
+		mem(meta("up"), StateAlive, now.Add(-10*time.Second)),
+		mem(meta("dying"), StateDead, now.Add(-20*time.Second)),
+		mem(meta("gone"), StateLeft, now),
+		mem(leaving, StateAlive, now),
+		mem(otherN, StateAlive, now),
+		mem(meta("old"), StateDead, now.Add(-cfg.DeadTimeout-time.Second)),
+	}
+	m := start(t, cfg)
+	var got []string
+	for _, mb := range m.Members() {
+		if mb.ID == "n1" {
+			continue
+		}
+		got = append(got, mb.ID)
+		if mb.State != StateDead {
+			t.Errorf("remembered %s is %s, want dead", mb.ID, mb.State)
+		}
+	}
+	if want := []string{"dying", "up"}; !slices.Equal(got, want) {
+		t.Fatalf("remembered members %v, want %v", got, want)
+	}
+	r := m.Ring()
+	if r.PrimaryCount("up") == 0 || r.PrimaryCount("dying") == 0 || len(r.Primaries(0)) != 3 {
+		t.Errorf("ring does not hold the remembered members: up %d, dying %d partitions, %d primaries of partition 0",
+			r.PrimaryCount("up"), r.PrimaryCount("dying"), len(r.Primaries(0)))
+	}
+
+	// Nothing usable remembered: the failed join is fatal, as for a new node.
+	cfg = testConfig(t, "n9", "127.0.0.1:1")
+	cfg.TCPTimeout = 300 * time.Millisecond
+	cfg.Remembered = []Member{mem(meta("gone"), StateLeft, now)}
+	if _, err := New(cfg); !errors.Is(err, ErrJoin) {
+		t.Fatalf("join to a closed port with only a left member remembered: %v, want ErrJoin", err)
+	}
+}
+
 func TestRestartSameIDNewPort(t *testing.T) {
 	ms := cluster(t, 3, nil)
 	waitFor(t, 10*time.Second, "three nodes", func() bool { return converged(ms, "n1", "n2", "n3") })

@@ -92,6 +92,9 @@ type Node struct {
 	leaving   atomic.Bool
 	// done is closed when the node has stopped on its own (after leave).
 	done chan struct{}
+	// membersChanged is kicked when gossip membership changes, for
+	// keepMembers; nil with another ClusterView.
+	membersChanged chan struct{}
 }
 
 const metaIncarnation = "incarnation"
@@ -229,6 +232,9 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	n.loop(func() { n.coord.RunHandoff(ctx, hc) })
 	n.loop(func() { n.runAntiEntropy(ctx) })
 	n.loop(func() { n.transfer.Run(ctx) })
+	if n.membersChanged != nil {
+		n.loop(func() { n.keepMembers(ctx, n.membersChanged) })
+	}
 	n.ready.Store(true)
 	n.log.Info("node started", "http", httpL.Addr().String(), "rpc", n.rpc.Addr(), "actor", n.actor, "version", Version())
 	return n, nil
@@ -248,6 +254,14 @@ func (n *Node) gossip(meta membership.Meta) (ClusterView, error) {
 		mc = membership.FastConfig()
 	}
 	mc.Meta, mc.BindAddr, mc.Join, mc.Logger, mc.DeadTimeout = meta, n.cfg.GossipAddr, n.cfg.Join, n.cfg.Logger, n.cfg.DeadTimeout
+	mc.Remembered = n.rememberedMembers()
+	n.membersChanged = make(chan struct{}, 1)
+	mc.OnChange = func() {
+		select {
+		case n.membersChanged <- struct{}{}:
+		default:
+		}
+	}
 	if n.cfg.GossipKey != "" {
 		k, err := base64.StdEncoding.DecodeString(n.cfg.GossipKey)
 		if err != nil {

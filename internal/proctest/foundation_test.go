@@ -164,3 +164,61 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// TestRestartRemembersMembers: a node keeps its member table across
+// restarts, so it never serves quorum or strong requests as a cluster of
+// one before gossip has found the others. Restarted without --join (as
+// the first node of a cluster is), its first strong write already counts
+// three replicas; with every other node down and its --join reaching
+// nobody, it starts anyway, refuses strong writes (1 of the 2 needed), and
+// serves again once the others are back.
+func TestRestartRemembersMembers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	c := proctest.Start(t, proctest.Options{Nodes: 3})
+	cl := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	strong := client.Options{Consistency: "strong"}
+	if _, err := cl.At(1).Put(ctx, []byte("reg"), []byte("v1"), strong); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Kill(0)
+	c.RestartJoining(0)
+	res, err := cl.At(0).Put(ctx, []byte("reg"), []byte("v2"), strong)
+	if err != nil || res.Receipt.Replicas != 3 || res.Receipt.Acks < 2 {
+		t.Fatalf("first strong write after a restart without --join: %+v %v, want 3 replicas and 2 or more acks", res.Receipt, err)
+	}
+
+	for i := range 3 {
+		c.Kill(i)
+	}
+	c.RestartJoining(1, proctest.FreePort(t))
+	st, err := cl.At(1).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := 0
+	for _, m := range st.Members {
+		if m.ID != st.ID && m.State == "dead" {
+			dead++
+		}
+	}
+	if dead != 2 {
+		t.Fatalf("status after a cold start alone: %+v, want the two other members remembered as dead", st.Members)
+	}
+	_, err = cl.At(1).Put(ctx, []byte("reg"), []byte("alone"), strong)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 503 || ce.Needed != 2 || ce.Acked != 1 {
+		t.Fatalf("strong write on a lone restarted node: %v, want 503 needed=2 acked=1", err)
+	}
+	c.Restart(0)
+	c.Restart(2)
+	c.WaitMembers(3, 30*time.Second)
+	got, err := cl.At(2).Get(ctx, []byte("reg"), strong)
+	if err != nil || len(got.Values) != 1 || string(got.Values[0]) != "v2" {
+		t.Fatalf("strong read after the cold start: %q %v, want v2", got.Values, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -77,6 +78,8 @@ type Proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	// join, when set, replaces the --join the cluster gives the node.
+	join *[]string
 }
 
 // URL is the node's client API base URL.
@@ -137,7 +140,11 @@ func (c *Cluster) args(i int) []string {
 	p := c.procs[i]
 	args := []string{"server", "--id", p.ID, "--data", p.Data, "--http", p.HTTP, "--rpc", p.RPC, "--gossip", p.Gossip,
 		"--replicas", strconv.Itoa(c.opts.Replicas), "--gossip-profile", "local", "--log-level", "debug"}
-	if i > 0 {
+	if p.join != nil {
+		if len(*p.join) > 0 {
+			args = append(args, "--join", strings.Join(*p.join, ","))
+		}
+	} else if i > 0 {
 		args = append(args, "--join", c.procs[0].Gossip)
 	} else if len(c.procs) > 1 {
 		// A restarted first node rejoins through the others.
@@ -319,6 +326,14 @@ func (c *Cluster) Restart(i int) {
 	}
 	c.launch(i)
 	c.WaitHealthy(i)
+}
+
+// RestartJoining is Restart with --join set to join from now on (no
+// --join at all when join is empty) instead of another node of the cluster.
+func (c *Cluster) RestartJoining(i int, join ...string) {
+	c.t.Helper()
+	c.procs[i].join = &join
+	c.Restart(i)
 }
 
 // Wipe deletes node i's data directory (the node must be stopped).
