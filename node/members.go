@@ -58,8 +58,14 @@ func (n *Node) keepMembers(ctx context.Context, changed <-chan struct{}) {
 }
 
 // saveMembers writes the member table, with now as the last time the
-// members alive or suspect were known to be.
+// members alive or suspect were known to be. A leaving node saves nothing:
+// Leave forgets the table once it is done.
 func (n *Node) saveMembers(now time.Time) error {
+	n.membersMu.Lock()
+	defer n.membersMu.Unlock()
+	if n.leaving.Load() {
+		return nil
+	}
 	ms := n.view.Members()
 	for i := range ms {
 		if ms[i].Up() {
@@ -67,6 +73,17 @@ func (n *Node) saveMembers(now time.Time) error {
 		}
 	}
 	b, err := msgpack.Marshal(ms)
+	if err != nil {
+		return err
+	}
+	return n.store.SetMeta(metaMembers, b)
+}
+
+// forgetMembers replaces the saved member table with an empty one.
+func (n *Node) forgetMembers() error {
+	n.membersMu.Lock()
+	defer n.membersMu.Unlock()
+	b, err := msgpack.Marshal([]membership.Member{})
 	if err != nil {
 		return err
 	}

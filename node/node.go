@@ -93,8 +93,10 @@ type Node struct {
 	// done is closed when the node has stopped on its own (after leave).
 	done chan struct{}
 	// membersChanged is kicked when gossip membership changes, for
-	// keepMembers; nil with another ClusterView.
+	// keepMembers; nil with another ClusterView. membersMu orders the
+	// saves of the member table with Leave forgetting it.
 	membersChanged chan struct{}
+	membersMu      sync.Mutex
 }
 
 const metaIncarnation = "incarnation"

@@ -147,6 +147,11 @@ func (n *Node) Leave() error {
 		if err := lv.Leave(10 * time.Second); err != nil {
 			n.log.Warn("leave announcement", "err", err)
 		}
+		// Started again on this data directory, a node that left is a
+		// new node: it joins only where --join says.
+		if err := n.forgetMembers(); err != nil {
+			n.log.Warn("cannot forget the member table", "err", err)
+		}
 		n.log.Info("left the cluster")
 	}()
 	return nil

@@ -107,4 +107,15 @@ func TestRealJoinAndLeave(t *testing.T) {
 		}
 	}
 	onEveryPrimary(t, cl, 1, keys)
+
+	// A node that left forgets its cluster: started again on its data
+	// without --join it is a cluster of its own, remembering nobody.
+	c.RestartJoining(0)
+	st, err = cl.At(0).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Members) != 1 || st.Members[0].ID != "n1" {
+		t.Fatalf("n1 restarted after leaving sees %+v, want only itself", st.Members)
+	}
 }
