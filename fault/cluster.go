@@ -351,8 +351,9 @@ func (c *Cluster) Kill(ctx context.Context, i int) error {
 	return nil
 }
 
-// Restart starts node i again on the same data volume after Kill, joining
-// the others, and waits until it serves.
+// Restart starts node i again on the same data volume after Kill, with the
+// command line it first had (the seed node, 0, without --join: it finds
+// its cluster from the member table it saved), and waits until it serves.
 func (c *Cluster) Restart(ctx context.Context, i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -360,12 +361,10 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 }
 
 func (c *Cluster) restartLocked(ctx context.Context, i int) error {
-	// The container keeps its first command line, in which the seed node
-	// joins nobody; a fresh container on the same volume joins everyone.
 	if _, err := docker(ctx, "rm", "-f", c.nodes[i].Container); err != nil {
 		return err
 	}
-	if err := c.runNode(ctx, i, true); err != nil {
+	if err := c.runNode(ctx, i, i != 0); err != nil {
 		return err
 	}
 	delete(c.down, i)
