@@ -142,7 +142,7 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 	f.StringVar(&flags.HTTPAddr, "http", flags.HTTPAddr, "client HTTP API address")
 	f.StringVar(&flags.RPCAddr, "rpc", flags.RPCAddr, "node-to-node RPC address")
 	f.StringVar(&flags.GossipAddr, "gossip", flags.GossipAddr, "memberlist bind address")
-	f.StringSliceVar(&flags.Join, "join", nil, "gossip addresses of existing members (absent: start a new cluster)")
+	f.StringSliceVar(&flags.Join, "join", nil, "gossip addresses of existing members (absent: start a new cluster, or rejoin the one this data directory was in)")
 	f.IntVar(&flags.Replicas, "replicas", flags.Replicas, "replication factor N (cluster-wide)")
 	f.IntVar(&flags.Partitions, "partitions", flags.Partitions, "ring size (cluster-wide)")
 	f.StringVar(&flags.Zone, "zone", "", "failure-domain label; replicas spread over zones")
