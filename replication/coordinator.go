@@ -441,8 +441,8 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, cons Consistency) (Re
 		return c.strongRead(ctx, key, pl)
 	}
 	need := cons.Needed(len(pl.primaries))
-	if err := c.reachable(pl, need, "read"); err != nil {
-		return Result{Receipt: Receipt{Replicas: len(pl.primaries)}}, err
+	if res, err := c.reachable(pl, need, "read"); err != nil {
+		return res, err
 	}
 	return c.read(ctx, key, pl, need)
 }
@@ -452,12 +452,12 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, cons Consistency) (Re
 // key has, which only happens while the cluster has fewer members than N
 // (every member then holds every key, and no fallback is left to count).
 // Levels by name scale with the replicas there are (all is 2 of 2).
-func (c *Coordinator) reachable(pl placement, need int, op string) error {
+func (c *Coordinator) reachable(pl placement, need int, op string) (Result, error) {
 	if need <= len(pl.primaries) {
-		return nil
+		return Result{}, nil
 	}
 	rc := Receipt{Replicas: len(pl.primaries)}
-	return c.failed(&QuorumError{Op: op, Needed: need, Replicas: len(pl.primaries), N: pl.ring.Replicas()}, rc)
+	return Result{Receipt: rc}, c.failed(&QuorumError{Op: op, Needed: need, Replicas: len(pl.primaries), N: pl.ring.Replicas()}, rc)
 }
 
 func objectOf(r wire.Response) vclock.Object {
@@ -663,8 +663,8 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, w Write) (Result, err
 		return c.strongWrite(ctx, key, pl, w)
 	}
 	need := w.Consistency.Needed(len(pl.primaries))
-	if err := c.reachable(pl, need, "write"); err != nil {
-		return Result{Receipt: Receipt{Replicas: len(pl.primaries)}}, err
+	if res, err := c.reachable(pl, need, "write"); err != nil {
+		return res, err
 	}
 	if c.isPrimary(pl) {
 		if w.Overwrite && !w.Delete && !c.cfg.DisableWriteCombining {

@@ -12,18 +12,26 @@ import (
 	"github.com/quorumkv/quorumkv/internal/proctest"
 )
 
+// startThree starts three real nodes (skipped under -short) and returns
+// them, a client of all three, and a context that ends with the test or
+// after 90 s.
+func startThree(t *testing.T) (*proctest.Cluster, *client.Client, context.Context) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	c := proctest.Start(t, proctest.Options{Nodes: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return c, c.Client(), ctx
+}
+
 // TestRealProcessesKillAndRestart runs three real `quorumkv server`
 // processes: they join by gossip, serve quorum writes, keep serving them
 // with one node killed by SIGKILL, refuse `all`, and the killed node has its
 // data after a restart.
 func TestRealProcessesKillAndRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes")
-	}
-	c := proctest.Start(t, proctest.Options{Nodes: 3})
-	cl := c.Client()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	c, cl, ctx := startThree(t)
 	q := client.Options{Consistency: "quorum"}
 	st, err := cl.At(0).Status(ctx)
 	if err != nil {
@@ -173,13 +181,7 @@ func containsAll(s string, subs ...string) bool {
 // nobody, it starts anyway, refuses strong writes (1 of the 2 needed), and
 // serves again once the others are back.
 func TestRestartRemembersMembers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes")
-	}
-	c := proctest.Start(t, proctest.Options{Nodes: 3})
-	cl := c.Client()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	c, cl, ctx := startThree(t)
 	strong := client.Options{Consistency: "strong"}
 	if _, err := cl.At(1).Put(ctx, []byte("reg"), []byte("v1"), strong); err != nil {
 		t.Fatal(err)
