@@ -329,10 +329,31 @@ func metaProblems(m Meta) []error {
 	if m.Partitions < 1 || m.Partitions > ring.MaxPartitions {
 		bad("partitions = %d: want 1..%d", m.Partitions, ring.MaxPartitions)
 	}
+	if err := CheckClusterName(m.Cluster); err != nil {
+		bad("%v", err)
+	}
 	if _, err := encodeMeta(m); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// MaxClusterNameLen is the longest cluster name (Meta.Cluster) allowed.
+const MaxClusterNameLen = 64
+
+// CheckClusterName reports what is wrong with a cluster name: longer than
+// MaxClusterNameLen bytes, or holding other characters than letters, digits,
+// '.', '_' and '-'. The empty name (none) is valid.
+func CheckClusterName(name string) error {
+	if len(name) > MaxClusterNameLen {
+		return fmt.Errorf("cluster name is %d bytes, at most %d allowed", len(name), MaxClusterNameLen)
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}); i >= 0 {
+		return fmt.Errorf("cluster name %q: only letters, digits, '.', '_' and '-' are allowed", name)
+	}
+	return nil
 }
 
 // checkHostPort checks "host:port"; with ipOnly the host must be an IP

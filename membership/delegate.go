@@ -278,11 +278,12 @@ func (m *Membership) compatible(p *memberlist.Node, joining bool) error {
 	// An empty scheme (nodes built without a client API, in tests) is not
 	// compared.
 	tlsDiffers := meta.Scheme != "" && m.cfg.Meta.Scheme != "" && meta.Scheme != m.cfg.Meta.Scheme
-	if meta.Replicas != m.cfg.Meta.Replicas || meta.Partitions != m.cfg.Meta.Partitions || tlsDiffers {
+	if meta.Replicas != m.cfg.Meta.Replicas || meta.Partitions != m.cfg.Meta.Partitions || tlsDiffers || meta.Cluster != m.cfg.Meta.Cluster {
 		e := &IncompatibleError{
 			Joining: joining, Member: p.Name,
 			Replicas: meta.Replicas, Partitions: meta.Partitions,
 			LocalReplicas: m.cfg.Meta.Replicas, LocalPartitions: m.cfg.Meta.Partitions,
+			Cluster: meta.Cluster, LocalCluster: m.cfg.Meta.Cluster,
 		}
 		if tlsDiffers {
 			e.Scheme, e.LocalScheme = meta.Scheme, m.cfg.Meta.Scheme

@@ -8,15 +8,16 @@
 //
 // Every node's memberlist name is its node ID, and its memberlist metadata
 // is Meta, msgpack-encoded (at most 512 bytes): RPC and HTTP addresses,
-// zone, disk incarnation, N and ring size, the Leaving flag, and Started,
-// which tells successive processes with one ID apart. UpdateMeta re-gossips
+// zone, cluster name, disk incarnation, N and ring size, the Leaving flag,
+// the build's version, and Started, which tells successive processes with
+// one ID apart. UpdateMeta re-gossips
 // it with a higher memberlist incarnation. On top of memberlist's own state,
 // each push/pull exchange carries the dead and left members the sender
 // remembers (see below).
 //
-// Nodes must agree on N (Meta.Replicas) and the ring size
-// (Meta.Partitions). A joining node with other values is refused by both
-// sides: its own merge check fails the join with an *IncompatibleError,
+// Nodes must agree on N (Meta.Replicas), the ring size (Meta.Partitions),
+// TLS (Meta.Scheme) and the cluster name (Meta.Cluster, empty for none). A
+// joining node with other values is refused by both sides: its own merge check fails the join with an *IncompatibleError,
 // and the members' merge and alive checks never let it into their tables.
 //
 // # States

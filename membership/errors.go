@@ -8,8 +8,8 @@ import (
 // Sentinel errors of this package; match them with errors.Is.
 var (
 	// ErrIncompatible means a node and a cluster disagree on the replication
-	// factor or the ring size (an *IncompatibleError carrying both sides'
-	// settings), or the other side is not a quorumkv node at all (a
+	// factor, the ring size, TLS or the cluster name (an *IncompatibleError
+	// carrying both sides' settings), or the other side is not a quorumkv node at all (a
 	// *ForeignNodeError), so one of them refused the other.
 	ErrIncompatible = errors.New("membership: incompatible cluster settings")
 
@@ -28,8 +28,9 @@ var (
 	ErrClosed = errors.New("membership: closed")
 )
 
-// IncompatibleError reports a refused node: its replication factor or ring
-// size differs from this node's. It unwraps to ErrIncompatible.
+// IncompatibleError reports a refused node: its replication factor, ring
+// size, TLS or cluster name differs from this node's. It unwraps to
+// ErrIncompatible.
 type IncompatibleError struct {
 	// Joining is true on the node that tried to join (it refused the
 	// cluster), false on a cluster member that refused the newcomer.
@@ -44,6 +45,17 @@ type IncompatibleError struct {
 	// API scheme: "https" with TLS, "http" without. A cluster uses TLS on
 	// every node or on none, since nodes of one kind cannot call the other.
 	Scheme, LocalScheme string
+	// Cluster and LocalCluster are the other node's and this node's
+	// cluster name ("" when none was given).
+	Cluster, LocalCluster string
+}
+
+// clusterName names a cluster in an error, and says so when it has no name.
+func clusterName(name string) string {
+	if name == "" {
+		return "a cluster without a name"
+	}
+	return fmt.Sprintf("the cluster named %q", name)
 }
 
 // Error says who refused whom and both sides' settings.
@@ -56,6 +68,14 @@ func (e *IncompatibleError) Error() string {
 		}
 		return fmt.Sprintf("membership: refusing node %q: it runs %s and this cluster %s; every node of a cluster uses TLS (--tls-cert, --tls-key, --tls-ca) or none does",
 			e.Member, tls[e.Scheme], tls[e.LocalScheme])
+	}
+	if e.Cluster != e.LocalCluster {
+		if e.Joining {
+			return fmt.Sprintf("membership: refusing to join: cluster member %q is in %s and this node in %s (--cluster-name); does --join name a node of this node's cluster?",
+				e.Member, clusterName(e.Cluster), clusterName(e.LocalCluster))
+		}
+		return fmt.Sprintf("membership: refusing node %q: it is in %s and this node in %s (--cluster-name); every node of a cluster has the same name",
+			e.Member, clusterName(e.Cluster), clusterName(e.LocalCluster))
 	}
 	if e.Joining {
 		return fmt.Sprintf("membership: refusing to join: cluster member %q has replicas=%d partitions=%d, this node has replicas=%d partitions=%d",

@@ -159,7 +159,11 @@ func New(cfg Config) (*Membership, error) {
 }
 
 // rememberLocked adds the members of an earlier run (Config.Remembered) to
-// the table as dead and returns how many it added; m.mu is held.
+// the table as dead and returns how many it added; m.mu is held. The
+// cluster name is not compared: a cluster renamed by restarting every node
+// with the new name finds its members again, and a node renamed alone keeps
+// them in its ring, refused when they answer, so it fails quorum requests
+// rather than serving them as a cluster of one.
 func (m *Membership) rememberLocked(mems []Member, now time.Time) int {
 	n := 0
 	for _, r := range mems {
@@ -351,8 +355,8 @@ func (m *Membership) updateMeta(fn func(*Meta), timeout time.Duration) error {
 	m.mu.Unlock()
 	next := cur
 	fn(&next)
-	if next.ID != cur.ID || next.Replicas != cur.Replicas || next.Partitions != cur.Partitions || next.Started != cur.Started {
-		return fmt.Errorf("membership: UpdateMeta cannot change ID, Replicas, Partitions or Started")
+	if next.ID != cur.ID || next.Replicas != cur.Replicas || next.Partitions != cur.Partitions || next.Started != cur.Started || next.Cluster != cur.Cluster {
+		return fmt.Errorf("membership: UpdateMeta cannot change ID, Replicas, Partitions, Started or Cluster")
 	}
 	if errs := metaProblems(next); len(errs) > 0 {
 		return errors.Join(errs...)

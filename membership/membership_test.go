@@ -427,6 +427,40 @@ func TestIncompatibleReplicasRefused(t *testing.T) {
 	}
 }
 
+// A node joins only a cluster of its own name: another name, or none where
+// the cluster has one, is refused by both sides, and nodes of one name still
+// form their cluster.
+func TestOtherClusterNameRefused(t *testing.T) {
+	named := func(id, cluster string, join ...string) Config {
+		c := testConfig(t, id, join...)
+		c.Meta.Cluster = cluster
+		return c
+	}
+	a1 := start(t, named("a1", "alpha"))
+	_, err := New(named("b1", "beta", a1.GossipAddr()))
+	want := `membership: refusing to join: cluster member "a1" is in the cluster named "alpha" and this node in the cluster named "beta" (--cluster-name); does --join name a node of this node's cluster?`
+	if err == nil || err.Error() != want {
+		t.Fatalf("joining another cluster's node: %v\nwant %s", err, want)
+	}
+	var ie *IncompatibleError
+	if !errors.As(err, &ie) || ie.Cluster != "alpha" || ie.LocalCluster != "beta" {
+		t.Errorf("error %v does not carry both names", err)
+	}
+	if _, err := New(testConfig(t, "u1", a1.GossipAddr())); !errors.Is(err, ErrIncompatible) {
+		t.Errorf("a node without a name joined the cluster named alpha: %v", err)
+	}
+	a2 := start(t, named("a2", "alpha", a1.GossipAddr()))
+	waitFor(t, 10*time.Second, "a2 joins", func() bool { return converged([]*Membership{a1, a2}, "a1", "a2") })
+	for _, m := range []*Membership{a1, a2} {
+		if ids := ringIDs(m); !slices.Equal(ids, []string{"a1", "a2"}) {
+			t.Errorf("%s's ring = %v, want only the nodes named alpha", m.cfg.Meta.ID, ids)
+		}
+	}
+	if err := a1.UpdateMeta(func(m *Meta) { m.Cluster = "gamma" }); err == nil {
+		t.Error("UpdateMeta changed the cluster name")
+	}
+}
+
 func TestWrongSecretKeyCannotJoin(t *testing.T) {
 	keyA := bytes.Repeat([]byte{1}, 32)
 	keyB := bytes.Repeat([]byte{2}, 32)

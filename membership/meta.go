@@ -53,6 +53,11 @@ type Meta struct {
 	// Version is the build the node runs (node.Version); empty from nodes
 	// built before it was gossiped.
 	Version string `msgpack:"ver,omitempty" json:"version,omitempty"`
+	// Cluster is the cluster's name (--cluster-name). Cluster-wide like
+	// Replicas: a node with another name, or none where the cluster has
+	// one, is refused. Empty (no name) from nodes built before it was
+	// gossiped, which is what a cluster without a name has too.
+	Cluster string `msgpack:"cluster,omitempty" json:"cluster,omitempty"`
 }
 
 // encodeMeta encodes m for gossip and checks its size.

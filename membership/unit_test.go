@@ -70,6 +70,8 @@ func TestValidate(t *testing.T) {
 		{"probe timeout", func(c *Config) { c.ProbeTimeout = 2 * time.Second }, []string{"below ProbeInterval"}},
 		{"dead timeout", func(c *Config) { c.DeadTimeout = -1 }, []string{"DeadTimeout"}},
 		{"meta too large", func(c *Config) { c.Meta.Zone = strings.Repeat("z", 500) }, []string{"512"}},
+		{"cluster name characters", func(c *Config) { c.Meta.Cluster = "prod eu" }, []string{`cluster name "prod eu": only letters`}},
+		{"long cluster name", func(c *Config) { c.Meta.Cluster = strings.Repeat("c", 65) }, []string{"cluster name is 65 bytes, at most 64"}},
 		{"everything at once", func(c *Config) {
 			c.Meta.ID = ""
 			c.SecretKey = []byte("x")
@@ -352,6 +354,13 @@ func TestIncompatibleErrorText(t *testing.T) {
 	}
 	if err := d.NotifyAlive(node(t, peerMeta("n8", 1))); err != nil {
 		t.Errorf("compatible node refused: %v", err)
+	}
+	named := peerMeta("n10", 1)
+	named.Cluster = "prod"
+	err = d.NotifyAlive(node(t, named))
+	want = `membership: refusing node "n10": it is in the cluster named "prod" and this node in a cluster without a name (--cluster-name); every node of a cluster has the same name`
+	if err == nil || err.Error() != want {
+		t.Errorf("NotifyAlive of a named node into an unnamed cluster = %v\nwant %s", err, want)
 	}
 	secure := peerMeta("n9", 1)
 	secure.Scheme = "https"

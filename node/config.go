@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/antientropy"
+	"github.com/quorumkv/quorumkv/membership"
 	"github.com/quorumkv/quorumkv/ring"
 	"github.com/quorumkv/quorumkv/store"
 )
@@ -38,6 +39,11 @@ type Config struct {
 	Partitions int `toml:"partitions"`
 	// Zone labels the node's failure domain; replicas spread over zones.
 	Zone string `toml:"zone"`
+	// ClusterName names the cluster, cluster-wide: a node joins only
+	// members of its own name, so a --join or a remembered address that
+	// leads to another cluster's node is refused instead of merging two
+	// clusters. Default empty (no name; such nodes only join each other).
+	ClusterName string `toml:"cluster-name"`
 	// AntiEntropyInterval is how often each partition is compared with its
 	// replicas. Default 1m.
 	AntiEntropyInterval time.Duration `toml:"anti-entropy-interval"`
@@ -162,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1<<16 {
 		add("--partitions %d: must be between 1 and 65536", c.Partitions)
+	}
+	if err := membership.CheckClusterName(c.ClusterName); err != nil {
+		add("--cluster-name: %v", err)
 	}
 	if c.AntiEntropyInterval <= 0 {
 		add("--anti-entropy-interval %s: must be positive", c.AntiEntropyInterval)

@@ -159,7 +159,7 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	n.httpL = httpL
 
 	meta := membership.Meta{
-		ID: cfg.ID, RPCAddr: n.rpc.Addr(), HTTPAddr: httpL.Addr().String(), Scheme: n.scheme(), Zone: cfg.Zone,
+		ID: cfg.ID, RPCAddr: n.rpc.Addr(), HTTPAddr: httpL.Addr().String(), Scheme: n.scheme(), Zone: cfg.Zone, Cluster: cfg.ClusterName,
 		Incarnation: n.inc, Replicas: cfg.Replicas, Partitions: cfg.Partitions, Version: Version(),
 	}
 	view := &lazyView{}
@@ -358,7 +358,7 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 // Status describes this node and the cluster as it sees it.
 func (n *Node) Status(ctx context.Context) wire.Status {
 	r := n.view.Ring()
-	st := wire.Status{ID: n.cfg.ID, Version: Version(), Replicas: n.cfg.Replicas, RingSize: n.cfg.Partitions, Incarnation: n.inc}
+	st := wire.Status{ID: n.cfg.ID, Cluster: n.cfg.ClusterName, Version: Version(), Replicas: n.cfg.Replicas, RingSize: n.cfg.Partitions, Incarnation: n.inc}
 	st.Transfers, st.PartitionsArriving = n.transferStatus()
 	st.Leaving = n.leaving.Load()
 	for _, m := range n.view.Members() {

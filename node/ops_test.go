@@ -528,8 +528,8 @@ func TestDashboardInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	n1 := startNode(t, "n1", nil)
-	n2 := startNode(t, "n2", func(c *Config) { c.Join = []string{n1.GossipAddr()} })
+	n1 := startNode(t, "n1", func(c *Config) { c.ClusterName = "alpha" })
+	n2 := startNode(t, "n2", func(c *Config) { c.ClusterName = "alpha"; c.Join = []string{n1.GossipAddr()} })
 	waitAlive(t, n1, 2)
 	waitAlive(t, n2, 2)
 	h := httpDo{t: t, client: &http.Client{Timeout: 10 * time.Second}}
@@ -555,7 +555,7 @@ func TestDashboardInChromium(t *testing.T) {
 		return out.String()
 	}
 	dom := run("--dump-dom", u+"/")
-	for _, want := range []string{"n1", "n2", "alive", "this node", "quorum", "put", "live", ">" + Version() + "</td>"} {
+	for _, want := range []string{"n1", "n2", "alive", "this node", "quorum", "put", "live", ">" + Version() + "</td>", "cluster <b>alpha</b>"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered dashboard lacks %q", want)
 		}

@@ -51,6 +51,9 @@ type SiblingJSON struct {
 // Status is the answer of GET /v1/status.
 type Status struct {
 	ID string `json:"id"`
+	// Cluster is the cluster's name (--cluster-name); empty when it has
+	// none.
+	Cluster string `json:"cluster"`
 	// Version is the build this node runs.
 	Version     string         `json:"version"`
 	Replicas    int            `json:"n"`

@@ -260,7 +260,11 @@ func statusCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			fmt.Fprintf(out, "node %s  N=%d  ring=%d partitions  keys=%d  hints pending=%d  version %s\n\n", st.ID, st.Replicas, st.RingSize, st.Keys, st.HintsPending, st.Version)
+			cluster := ""
+			if st.Cluster != "" {
+				cluster = "cluster " + st.Cluster + "  "
+			}
+			fmt.Fprintf(out, "%snode %s  N=%d  ring=%d partitions  keys=%d  hints pending=%d  version %s\n\n", cluster, st.ID, st.Replicas, st.RingSize, st.Keys, st.HintsPending, st.Version)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "MEMBER\tSTATE\tPARTITIONS\tSHARE\tHTTP\tZONE\tVERSION")
 			members := st.Members

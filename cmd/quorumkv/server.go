@@ -146,6 +146,7 @@ join = ["127.0.0.1:7946"], anti-entropy-interval = "1m"). Flags win over the fil
 	f.IntVar(&flags.Replicas, "replicas", flags.Replicas, "replication factor N (cluster-wide)")
 	f.IntVar(&flags.Partitions, "partitions", flags.Partitions, "ring size (cluster-wide)")
 	f.StringVar(&flags.Zone, "zone", "", "failure-domain label; replicas spread over zones")
+	f.StringVar(&flags.ClusterName, "cluster-name", "", "the cluster's name (cluster-wide): nodes join only members of the same name")
 	f.DurationVar(&flags.AntiEntropyInterval, "anti-entropy-interval", flags.AntiEntropyInterval, "how often each partition is compared with its replicas")
 	f.StringVar(&flags.RESPAddr, "resp", "", "also serve the Redis protocol on this address")
 	f.StringVar(&flags.TLSCert, "tls-cert", "", "TLS certificate (HTTPS for clients, mutual TLS between nodes)")

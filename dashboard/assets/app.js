@@ -94,6 +94,7 @@ function memberURL(self, m) {
 function renderStatus(st) {
   const members = (st.members || []).slice().sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true }));
   $("node").replaceChildren(
+    ...(st.cluster ? ["cluster ", h("b", {}, st.cluster), " · "] : []),
     "node ", h("b", {}, st.id), " · N = ", h("b", {}, st.n), " · ring of ", h("b", {}, fmtInt(st.ring_size)), " partitions · incarnation ",
     h("span", { class: "mono" }, Number(st.incarnation || 0).toString(36)));
 

@@ -80,34 +80,44 @@ func TestRealProcessesKillAndRestart(t *testing.T) {
 	}
 }
 
-// TestMisconfiguredNodeRefusedToJoin: a node with another N, or with the
-// --id of a running member, must not join.
+// TestMisconfiguredNodeRefusedToJoin: a node with another N, another
+// cluster name, or the --id of a running member, must not join.
 func TestMisconfiguredNodeRefusedToJoin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
-	c := proctest.Start(t, proctest.Options{Nodes: 1})
-	// A node that joins the first with --replicas 5 must exit with a reason.
-	out, err := proctest.RunOnce(t, 10*time.Second, "server", "--id", "bad", "--data", t.TempDir(),
-		"--http", proctest.FreePort(t), "--rpc", proctest.FreePort(t), "--gossip", proctest.FreePort(t),
-		"--replicas", "5", "--join", c.Proc(0).Gossip, "--gossip-profile", "local")
-	if err == nil {
-		t.Fatalf("a node with --replicas 5 joined a cluster with N=3:\n%s", out)
+	c := proctest.Start(t, proctest.Options{Nodes: 1, Args: []string{"--cluster-name", "alpha"}})
+	// joining runs a node that joins the first with extra flags; it must
+	// exit, saying why.
+	joining := func(args ...string) string {
+		t.Helper()
+		out, err := proctest.RunOnce(t, 10*time.Second, append([]string{"server", "--data", t.TempDir(),
+			"--http", proctest.FreePort(t), "--rpc", proctest.FreePort(t), "--gossip", proctest.FreePort(t),
+			"--join", c.Proc(0).Gossip, "--gossip-profile", "local"}, args...)...)
+		if err == nil {
+			t.Fatalf("a node with %q joined:\n%s", args, out)
+		}
+		return out
 	}
-	if !containsAll(out, "refusing to join", "replicas") {
-		t.Fatalf("error does not say why:\n%s", out)
+	if out := joining("--id", "bad", "--cluster-name", "alpha", "--replicas", "5"); !containsAll(out, "refusing to join", "replicas=5") {
+		t.Fatalf("--replicas 5: the error does not say why:\n%s", out)
 	}
-
+	if out := joining("--id", "other", "--cluster-name", "beta"); !containsAll(out,
+		"refusing to join: cluster member \""+c.Proc(0).ID+`" is in the cluster named "alpha" and this node in the cluster named "beta" (--cluster-name)`) {
+		t.Fatalf("--cluster-name beta: the error does not say why:\n%s", out)
+	}
+	if out := joining("--id", "unnamed"); !containsAll(out, `is in the cluster named "alpha" and this node in a cluster without a name`) {
+		t.Fatalf("no --cluster-name: the error does not say why:\n%s", out)
+	}
+	if out := joining("--id", "spaced", "--cluster-name", "al pha"); !containsAll(out,
+		`--cluster-name: cluster name "al pha": only letters, digits, '.', '_' and '-' are allowed`) {
+		t.Fatalf("--cluster-name with a space: %s", out)
+	}
 	// A second process with the first one's --id must exit too, and the
 	// first keeps serving.
-	out, err = proctest.RunOnce(t, 10*time.Second, "server", "--id", c.Proc(0).ID, "--data", t.TempDir(),
-		"--http", proctest.FreePort(t), "--rpc", proctest.FreePort(t), "--gossip", proctest.FreePort(t),
-		"--join", c.Proc(0).Gossip, "--gossip-profile", "local")
-	if err == nil {
-		t.Fatalf("a second node with --id %s joined:\n%s", c.Proc(0).ID, out)
-	}
-	if !containsAll(out, "refusing to join", "node id \""+c.Proc(0).ID+"\" is in use", c.Proc(0).Gossip) {
-		t.Fatalf("error does not say why:\n%s", out)
+	if out := joining("--id", c.Proc(0).ID, "--cluster-name", "alpha"); !containsAll(out,
+		"refusing to join", "node id \""+c.Proc(0).ID+"\" is in use", c.Proc(0).Gossip) {
+		t.Fatalf("a second --id %s: the error does not say why:\n%s", c.Proc(0).ID, out)
 	}
 	c.WaitMembers(1, 5*time.Second)
 
@@ -125,6 +135,9 @@ func TestMisconfiguredNodeRefusedToJoin(t *testing.T) {
 	}
 	if out, err := run("get", "lone"); err != nil || !strings.HasPrefix(out, "v\ncontext: ") {
 		t.Fatalf("get after the refused write: %v\n%q", err, out)
+	}
+	if out, err := run("status"); err != nil || !strings.HasPrefix(out, "cluster alpha  node "+c.Proc(0).ID+"  N=3") {
+		t.Fatalf("status of the cluster named alpha: %v\n%s", err, out)
 	}
 	// The CLI says what to check when no node answers, and how a command
 	// is used when its arguments are wrong.
