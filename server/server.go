@@ -198,6 +198,11 @@ func parseConsistency(q url.Values, read bool) (replication.Consistency, error) 
 	if read {
 		param = "r"
 	}
+	for _, name := range []string{"consistency", "r", "w"} {
+		if v := q[name]; len(v) > 1 {
+			return replication.Consistency{}, badRequest{fmt.Sprintf("%s= is given %d times (%s); give it once", name, len(v), strings.Join(v, ", "))}
+		}
+	}
 	_, hasLevel := q["consistency"]
 	_, hasR := q["r"]
 	_, hasW := q["w"]

@@ -83,6 +83,8 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 		{"w on get zero", "GET", "/v1/kv/a?r=2&w=0", "", nil, 400, "bad_request"},
 		{"r on put not a number", "PUT", "/v1/kv/a?r=x", "v", nil, 400, "bad_request"},
 		{"r on delete negative", "DELETE", "/v1/kv/a?w=2&r=-1", "", nil, 400, "bad_request"},
+		{"level twice", "PUT", "/v1/kv/a?consistency=one&consistency=all", "v", nil, 400, "bad_request"},
+		{"r twice on get", "GET", "/v1/kv/a?r=1&r=3", "", nil, 400, "bad_request"},
 		{"empty key", "PUT", "/v1/kv/", "v", nil, 400, "bad_request"},
 		{"key too long", "PUT", "/v1/kv/" + long, "v", nil, 400, "bad_request"},
 		{"bad context", "PUT", "/v1/kv/a", "v", map[string]string{"X-Context": "%%%"}, 400, "bad_request"},
@@ -117,6 +119,14 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A parameter given twice is refused rather than one of its values taken.
+func TestRepeatedParameterNamed(t *testing.T) {
+	w := do(newServer(t, &fakeKV{}), "PUT", "/v1/kv/a?consistency=one&consistency=all", "v", nil)
+	if want := "consistency= is given 2 times (one, all); give it once"; w.Code != 400 || !strings.Contains(w.Body.String(), want) {
+		t.Fatalf("%d %s, want 400 saying %q", w.Code, w.Body, want)
 	}
 }
 
