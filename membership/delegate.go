@@ -263,6 +263,7 @@ func (d *delegate) NotifyAlive(p *memberlist.Node) error {
 		m.logRefusal(p.Name, err)
 		return err
 	}
+	m.accepted(p.Name)
 	return nil
 }
 
@@ -299,15 +300,59 @@ func (e errNameMismatch) Error() string {
 	return "its metadata names node " + e.meta
 }
 
-// logRefusal logs a refused peer once, not on every gossip message.
+// refusalMemory is how long Refused lists a peer after its last refusal.
+// A peer that passes the checks again is forgotten at once.
+const refusalMemory = 10 * time.Minute
+
+// refusal is a refused peer: why, and when it was last refused.
+type refusal struct {
+	reason string
+	last   time.Time
+}
+
+// logRefusal records a refused peer and logs it: once, not on every gossip
+// message, and again when the reason changes or after refusalMemory.
 func (m *Membership) logRefusal(peer string, err error) {
+	now := time.Now()
 	m.mu.Lock()
-	first := !m.refused[peer]
-	m.refused[peer] = true
+	r, seen := m.refused[peer]
+	m.refused[peer] = refusal{reason: err.Error(), last: now}
+	for p, r := range m.refused {
+		if now.Sub(r.last) > refusalMemory {
+			delete(m.refused, p)
+		}
+	}
 	m.mu.Unlock()
-	if first {
+	if !seen || r.reason != err.Error() || now.Sub(r.last) > refusalMemory {
 		m.log.Warn("refusing node", "peer", peer, "err", err)
 	}
+}
+
+// accepted forgets an earlier refusal of peer, which passed the checks.
+func (m *Membership) accepted(peer string) {
+	m.mu.Lock()
+	delete(m.refused, peer)
+	m.mu.Unlock()
+}
+
+// Refused returns the peers this node refused in the last 10 minutes and
+// not accepted since (another N, ring size, TLS or cluster name, or not a
+// quorumkv node), each with the reason. They are not members: an operator
+// finds here why a node that runs does not appear in the cluster.
+func (m *Membership) Refused() map[string]string {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out map[string]string
+	for p, r := range m.refused {
+		if now.Sub(r.last) <= refusalMemory {
+			if out == nil {
+				out = make(map[string]string)
+			}
+			out[p] = r.reason
+		}
+	}
+	return out
 }
 
 // AckPayload adds nothing to probe acks.

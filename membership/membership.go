@@ -58,9 +58,9 @@ type Membership struct {
 	mu        sync.Mutex
 	self      Meta
 	members   map[string]*entry
-	refusal   error             // first refusal seen by NotifyMerge while joining
-	refused   map[string]bool   // peers whose refusal was logged
-	conflicts map[string]string // peer -> address whose ID conflict was logged
+	refusal   error              // first refusal seen by NotifyMerge while joining
+	refused   map[string]refusal // peers refused lately, by ID
+	conflicts map[string]string  // peer -> address whose ID conflict was logged
 	// selfElsewhere: while joining, the cluster reported this node's ID
 	// alive at this other gossip address.
 	selfElsewhere string
@@ -82,9 +82,9 @@ type view struct {
 
 // New starts gossip on cfg.BindAddr and, if cfg.Join is not empty, joins the
 // cluster through those addresses. A join that reaches nobody, or is
-// refused (different Replicas or Partitions, foreign metadata), returns an
-// error — an *IncompatibleError for refusals, ErrJoin otherwise — and
-// leaves nothing running.
+// refused (different Replicas, Partitions, TLS or cluster name, foreign
+// metadata), returns an error — an *IncompatibleError for refusals,
+// ErrJoin otherwise — and leaves nothing running.
 func New(cfg Config) (*Membership, error) {
 	cfg = cfg.WithDefaults()
 	cfg.Join = slices.Clone(cfg.Join)
@@ -103,7 +103,7 @@ func New(cfg Config) (*Membership, error) {
 		kick:      make(chan struct{}, 1),
 		self:      cfg.Meta,
 		members:   make(map[string]*entry),
-		refused:   make(map[string]bool),
+		refused:   make(map[string]refusal),
 		conflicts: make(map[string]string),
 	}
 	r, err := ring.New([]ring.Member{{ID: cfg.Meta.ID, Zone: cfg.Meta.Zone}}, cfg.Meta.Partitions, cfg.Meta.Replicas)

@@ -446,6 +446,9 @@ func TestOtherClusterNameRefused(t *testing.T) {
 	if !errors.As(err, &ie) || ie.Cluster != "alpha" || ie.LocalCluster != "beta" {
 		t.Errorf("error %v does not carry both names", err)
 	}
+	waitFor(t, 5*time.Second, "a1 to list b1 as refused for its cluster name", func() bool {
+		return strings.Contains(a1.Refused()["b1"], `it is in the cluster named "beta"`)
+	})
 	if _, err := New(testConfig(t, "u1", a1.GossipAddr())); !errors.Is(err, ErrIncompatible) {
 		t.Errorf("a node without a name joined the cluster named alpha: %v", err)
 	}

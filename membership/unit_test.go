@@ -163,7 +163,7 @@ func bare(t *testing.T) *Membership {
 		kick:      make(chan struct{}, 1),
 		self:      cfg.Meta,
 		members:   map[string]*entry{},
-		refused:   map[string]bool{},
+		refused:   map[string]refusal{},
 		conflicts: map[string]string{},
 	}
 	m.members["n1"] = &entry{Member: Member{Meta: cfg.Meta, State: StateAlive, Since: time.Now()}}
@@ -361,6 +361,16 @@ func TestIncompatibleErrorText(t *testing.T) {
 	want = `membership: refusing node "n10": it is in the cluster named "prod" and this node in a cluster without a name (--cluster-name); every node of a cluster has the same name`
 	if err == nil || err.Error() != want {
 		t.Errorf("NotifyAlive of a named node into an unnamed cluster = %v\nwant %s", err, want)
+	}
+	if got := m.Refused(); got["n10"] != want || got["n7"] == "" || got["n8"] != "" {
+		t.Errorf("Refused() = %v, want n7 and n10 with their reasons", got)
+	}
+	// Restarted with the cluster's settings, it is accepted and forgotten.
+	if err := d.NotifyAlive(node(t, peerMeta("n10", 2))); err != nil {
+		t.Errorf("n10 with the cluster's settings: %v", err)
+	}
+	if _, ok := m.Refused()["n10"]; ok {
+		t.Errorf("Refused() still lists n10 after it was accepted: %v", m.Refused())
 	}
 	secure := peerMeta("n9", 1)
 	secure.Scheme = "https"

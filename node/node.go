@@ -368,6 +368,9 @@ func (n *Node) Status(ctx context.Context) wire.Status {
 		}
 		st.Members = append(st.Members, ms)
 	}
+	if v, ok := n.view.(interface{ Refused() map[string]string }); ok {
+		st.Refused = v.Refused()
+	}
 	if hints, err := n.coord.PendingHints(); err == nil {
 		st.HintsByNode = hints
 		for _, c := range hints {

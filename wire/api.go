@@ -60,6 +60,9 @@ type Status struct {
 	RingSize    int            `json:"ring_size"`
 	Incarnation uint64         `json:"incarnation"`
 	Members     []MemberStatus `json:"members"`
+	// Refused lists the nodes this node refused lately (another N, ring
+	// size, TLS or cluster name), by ID, with the reason.
+	Refused map[string]string `json:"refused,omitempty"`
 	// HintsPending counts hints this node holds for other nodes.
 	HintsPending int64            `json:"hints_pending"`
 	HintsByNode  map[string]int64 `json:"hints_by_node,omitempty"`

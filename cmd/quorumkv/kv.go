@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -278,6 +280,13 @@ func statusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f%%\t%s\t%s\t%s\n", m.ID, m.State, m.Partitions, share, m.HTTP, m.Zone, m.Version)
 			}
 			tw.Flush()
+			if len(st.Refused) > 0 {
+				fmt.Fprintln(out, "\nrefused (running, but not let into the cluster):")
+				ids := slices.Sorted(maps.Keys(st.Refused))
+				for _, id := range ids {
+					fmt.Fprintf(out, "  %s: %s\n", id, st.Refused[id])
+				}
+			}
 			if len(st.Transfers) > 0 {
 				fmt.Fprintln(out, "\ntransfers:")
 				for _, t := range st.Transfers {

@@ -136,7 +136,11 @@ func TestMisconfiguredNodeRefusedToJoin(t *testing.T) {
 	if out, err := run("get", "lone"); err != nil || !strings.HasPrefix(out, "v\ncontext: ") {
 		t.Fatalf("get after the refused write: %v\n%q", err, out)
 	}
-	if out, err := run("status"); err != nil || !strings.HasPrefix(out, "cluster alpha  node "+c.Proc(0).ID+"  N=3") {
+	// status names the cluster and the nodes it refused, with why.
+	if out, err := run("status"); err != nil || !strings.HasPrefix(out, "cluster alpha  node "+c.Proc(0).ID+"  N=3") ||
+		!containsAll(out, "refused (running, but not let into the cluster):\n",
+			`  other: membership: refusing node "other": it is in the cluster named "beta" and this node in the cluster named "alpha"`,
+			`  bad: membership: refusing node "bad": it has replicas=5`) {
 		t.Fatalf("status of the cluster named alpha: %v\n%s", err, out)
 	}
 	// The CLI says what to check when no node answers, and how a command
