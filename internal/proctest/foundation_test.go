@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/quorumkv/quorumkv/client"
 	"github.com/quorumkv/quorumkv/internal/proctest"
+	"github.com/quorumkv/quorumkv/wire"
 )
 
 // startThree starts three real nodes (skipped under -short) and returns
@@ -239,5 +241,60 @@ func TestRestartRemembersMembers(t *testing.T) {
 	got, err := cl.At(2).Get(ctx, []byte("reg"), strong)
 	if err != nil || len(got.Values) != 1 || string(got.Values[0]) != "v2" {
 		t.Fatalf("strong read after the cold start: %q %v, want v2", got.Values, err)
+	}
+}
+
+// TestRememberedAddressOfAnotherCluster: a node restarted without --join
+// reconnects to the gossip addresses its members had. When one of them now
+// belongs to a node of another cluster (a reused address), the cluster
+// names keep the two apart: each refuses the other and says why in its
+// status, and neither takes the other into its member table.
+func TestRememberedAddressOfAnotherCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	alpha := proctest.Start(t, proctest.Options{Nodes: 2, Args: []string{"--cluster-name", "alpha"}})
+	for i := range 2 {
+		if err := alpha.Term(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A node of another cluster takes the gossip address alpha's second
+	// node had (the later --id and --gossip win).
+	beta := proctest.Start(t, proctest.Options{Nodes: 1,
+		Args: []string{"--cluster-name", "beta", "--id", "b1", "--gossip", alpha.Proc(1).Gossip}})
+	alpha.RestartJoining(0)
+	a1 := alpha.Proc(0).ID
+	acl, bcl := alpha.Client().At(0), beta.Client().At(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	var ast, bst wire.Status
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var aerr, berr error
+		ast, aerr = acl.Status(ctx)
+		bst, berr = bcl.Status(ctx)
+		if aerr == nil && berr == nil && strings.Contains(bst.Refused[a1], `it is in the cluster named "alpha"`) &&
+			strings.Contains(ast.Refused["b1"], `it is in the cluster named "beta"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20 s the nodes do not list each other as refused: %s sees %v (%v), b1 sees %v (%v)", a1, ast.Refused, aerr, bst.Refused, berr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	members := func(st wire.Status) map[string]string {
+		m := map[string]string{}
+		for _, ms := range st.Members {
+			m[ms.ID] = ms.State
+		}
+		return m
+	}
+	if got, want := members(ast), map[string]string{a1: "alive", alpha.Proc(1).ID: "dead"}; !maps.Equal(got, want) {
+		t.Errorf("%s's members: %v, want %v", a1, got, want)
+	}
+	if got, want := members(bst), map[string]string{"b1": "alive"}; !maps.Equal(got, want) {
+		t.Errorf("b1's members: %v, want %v", got, want)
 	}
 }
