@@ -532,6 +532,17 @@ func TestDashboardInChromium(t *testing.T) {
 	n2 := startNode(t, "n2", func(c *Config) { c.ClusterName = "alpha"; c.Join = []string{n1.GossipAddr()} })
 	waitAlive(t, n1, 2)
 	waitAlive(t, n2, 2)
+	// A node of another cluster tries to join: the page says it was refused.
+	if err := startNodeErr("n3", func(c *Config) {
+		c.ClusterName, c.Replicas, c.Partitions, c.Join = "beta", 2, 64, []string{n1.GossipAddr()}
+	}); err == nil {
+		t.Fatal("a node named beta joined the cluster named alpha")
+	}
+	for deadline := time.Now().Add(5 * time.Second); n1.Status(context.Background()).Refused["n3"] == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("n1 does not list n3 as refused")
+		}
+	}
 	h := httpDo{t: t, client: &http.Client{Timeout: 10 * time.Second}}
 	u := "http://" + n1.HTTPAddr()
 	for i := 0; i < 50; i++ {
@@ -555,7 +566,7 @@ func TestDashboardInChromium(t *testing.T) {
 		return out.String()
 	}
 	dom := run("--dump-dom", u+"/")
-	for _, want := range []string{"n1", "n2", "alive", "this node", "quorum", "put", "live", ">" + Version() + "</td>", "cluster <b>alpha</b>"} {
+	for _, want := range []string{"n1", "n2", "alive", "this node", "quorum", "put", "live", ">" + Version() + "</td>", "cluster <b>alpha</b>", `<b>n3</b> refused: membership: refusing node "n3": it is in the cluster named "beta"`} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered dashboard lacks %q", want)
 		}

@@ -121,6 +121,10 @@ function renderStatus(st) {
       h("td", { class: "mono" }, m.version || "–"),
       h("td", { title: m.since || "" }, m.since ? fmtAgo(m.since) : "–"));
   }), 9, "no members known yet");
+  // Nodes that run but were not let in (another N, ring size, TLS or name).
+  const refused = Object.entries(st.refused || {}).sort((a, b) => a[0].localeCompare(b[0]));
+  $("refused").hidden = refused.length === 0;
+  $("refused").replaceChildren(...refused.map(([id, why]) => h("p", {}, h("b", {}, id), " refused: ", why)));
 
   // Ring ownership.
   const owners = members.filter((m) => m.partitions > 0);
