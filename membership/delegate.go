@@ -236,7 +236,7 @@ func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 			}
 			continue
 		}
-		if err := m.compatible(p, joining); err != nil {
+		if meta, err := m.compatible(p, joining); err != nil {
 			if joining {
 				m.mu.Lock()
 				if m.refusal == nil {
@@ -244,7 +244,7 @@ func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 				}
 				m.mu.Unlock()
 			} else {
-				m.logRefusal(p.Name, err)
+				m.logRefusal(p.Name, meta.Started, err)
 			}
 			return err
 		}
@@ -259,22 +259,24 @@ func (d *delegate) NotifyAlive(p *memberlist.Node) error {
 	if p.Name == m.cfg.Meta.ID {
 		return nil
 	}
-	if err := m.compatible(p, false); err != nil {
-		m.logRefusal(p.Name, err)
+	meta, err := m.compatible(p, false)
+	if err != nil {
+		m.logRefusal(p.Name, meta.Started, err)
 		return err
 	}
-	m.accepted(p.Name)
+	m.accepted(p.Name, meta.Started)
 	return nil
 }
 
-// compatible checks a peer's metadata against this node's settings.
-func (m *Membership) compatible(p *memberlist.Node, joining bool) error {
+// compatible checks a peer's metadata against this node's settings and
+// returns it (as far as it decoded).
+func (m *Membership) compatible(p *memberlist.Node, joining bool) (Meta, error) {
 	meta, err := decodeMeta(p.Meta)
 	if err == nil && meta.ID != p.Name {
 		err = errNameMismatch{meta: meta.ID}
 	}
 	if err != nil {
-		return &ForeignNodeError{Joining: joining, Member: p.Name, Err: err}
+		return meta, &ForeignNodeError{Joining: joining, Member: p.Name, Err: err}
 	}
 	// An empty scheme (nodes built without a client API, in tests) is not
 	// compared.
@@ -289,9 +291,9 @@ func (m *Membership) compatible(p *memberlist.Node, joining bool) error {
 		if tlsDiffers {
 			e.Scheme, e.LocalScheme = meta.Scheme, m.cfg.Meta.Scheme
 		}
-		return e
+		return meta, e
 	}
-	return nil
+	return meta, nil
 }
 
 type errNameMismatch struct{ meta string }
@@ -301,24 +303,26 @@ func (e errNameMismatch) Error() string {
 }
 
 // refusalMemory is how long Refused lists a peer after its last refusal.
-// A peer that passes the checks again is forgotten at once.
+// A later life of the peer that passes the checks is forgotten at once.
 const refusalMemory = 10 * time.Minute
 
-// refusal is a refused peer: why, and when it was last refused.
+// refusal is a refused peer: why, when it was last refused, and which life
+// of it (Meta.Started; 0 when its metadata did not decode).
 type refusal struct {
-	reason string
-	last   time.Time
+	reason  string
+	last    time.Time
+	started int64
 }
 
 // logRefusal records a refused peer and logs it: once, not on every gossip
 // message, and again when the reason changes or after refusalMemory.
-func (m *Membership) logRefusal(peer string, err error) {
+func (m *Membership) logRefusal(peer string, started int64, err error) {
 	now := time.Now()
 	m.mu.Lock()
 	r, seen := m.refused[peer]
-	m.refused[peer] = refusal{reason: err.Error(), last: now}
-	for p, r := range m.refused {
-		if now.Sub(r.last) > refusalMemory {
+	m.refused[peer] = refusal{reason: err.Error(), last: now, started: started}
+	for p, old := range m.refused {
+		if now.Sub(old.last) > refusalMemory {
 			delete(m.refused, p)
 		}
 	}
@@ -328,10 +332,16 @@ func (m *Membership) logRefusal(peer string, err error) {
 	}
 }
 
-// accepted forgets an earlier refusal of peer, which passed the checks.
-func (m *Membership) accepted(peer string) {
+// accepted forgets an earlier refusal of peer once a later life of it
+// (started after the refused one) passed the checks. Gossip keeps
+// repeating what it knew of an earlier life, which passes them too when a
+// node restarted with other settings: that does not make the refusal
+// stale.
+func (m *Membership) accepted(peer string, started int64) {
 	m.mu.Lock()
-	delete(m.refused, peer)
+	if r, ok := m.refused[peer]; ok && started > r.started {
+		delete(m.refused, peer)
+	}
 	m.mu.Unlock()
 }
 

@@ -9,8 +9,8 @@ import (
 var (
 	// ErrIncompatible means a node and a cluster disagree on the replication
 	// factor, the ring size, TLS or the cluster name (an *IncompatibleError
-	// carrying both sides' settings), or the other side is not a quorumkv node at all (a
-	// *ForeignNodeError), so one of them refused the other.
+	// carrying both sides' settings), or the other side is not a quorumkv
+	// node at all (a *ForeignNodeError), so one of them refused the other.
 	ErrIncompatible = errors.New("membership: incompatible cluster settings")
 
 	// ErrDuplicateID means another live process already uses this node's

@@ -355,7 +355,7 @@ func TestIncompatibleErrorText(t *testing.T) {
 	if err := d.NotifyAlive(node(t, peerMeta("n8", 1))); err != nil {
 		t.Errorf("compatible node refused: %v", err)
 	}
-	named := peerMeta("n10", 1)
+	named := peerMeta("n10", 2)
 	named.Cluster = "prod"
 	err = d.NotifyAlive(node(t, named))
 	want = `membership: refusing node "n10": it is in the cluster named "prod" and this node in a cluster without a name (--cluster-name); every node of a cluster has the same name`
@@ -365,8 +365,16 @@ func TestIncompatibleErrorText(t *testing.T) {
 	if got := m.Refused(); got["n10"] != want || got["n7"] == "" || got["n8"] != "" {
 		t.Errorf("Refused() = %v, want n7 and n10 with their reasons", got)
 	}
+	// Gossip about n10's earlier life passes the checks, but the refused
+	// life is the newer one: it stays listed.
+	if err := d.NotifyAlive(node(t, peerMeta("n10", 1))); err != nil {
+		t.Errorf("n10's earlier life: %v", err)
+	}
+	if m.Refused()["n10"] != want {
+		t.Errorf("Refused() = %v after gossip about n10's earlier life, want n10 still listed", m.Refused())
+	}
 	// Restarted with the cluster's settings, it is accepted and forgotten.
-	if err := d.NotifyAlive(node(t, peerMeta("n10", 2))); err != nil {
+	if err := d.NotifyAlive(node(t, peerMeta("n10", 3))); err != nil {
 		t.Errorf("n10 with the cluster's settings: %v", err)
 	}
 	if _, ok := m.Refused()["n10"]; ok {
