@@ -339,7 +339,7 @@ func metaProblems(m Meta) []error {
 }
 
 // MaxClusterNameLen is the longest cluster name (Meta.Cluster) allowed.
-const MaxClusterNameLen = 64
+const MaxClusterNameLen = 128
 
 // CheckClusterName reports what is wrong with a cluster name: longer than
 // MaxClusterNameLen bytes, or holding other characters than letters, digits,

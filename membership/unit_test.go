@@ -71,7 +71,7 @@ func TestValidate(t *testing.T) {
 		{"dead timeout", func(c *Config) { c.DeadTimeout = -1 }, []string{"DeadTimeout"}},
 		{"meta too large", func(c *Config) { c.Meta.Zone = strings.Repeat("z", 500) }, []string{"512"}},
 		{"cluster name characters", func(c *Config) { c.Meta.Cluster = "prod eu" }, []string{`cluster name "prod eu": only letters`}},
-		{"long cluster name", func(c *Config) { c.Meta.Cluster = strings.Repeat("c", 65) }, []string{"cluster name is 65 bytes, at most 64"}},
+		{"long cluster name", func(c *Config) { c.Meta.Cluster = strings.Repeat("c", 129) }, []string{"cluster name is 129 bytes, at most 128"}},
 		{"everything at once", func(c *Config) {
 			c.Meta.ID = ""
 			c.SecretKey = []byte("x")

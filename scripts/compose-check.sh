@@ -92,6 +92,11 @@ for p in "${ports[@]}"; do
   done
 done
 log "every node sees three alive members"
+for p in "${ports[@]}"; do
+  curl -fsS -m 2 "http://127.0.0.1:$p/v1/status" | grep -q '"cluster": *"compose"' ||
+    { echo "compose-check: node on port $p does not report the cluster name compose" >&2; exit 1; }
+done
+log "every node is in the cluster named compose"
 
 value="compose-check-$$-$RANDOM"
 code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X PUT --data "$value" "http://127.0.0.1:${ports[0]}/v1/kv/compose-check?consistency=quorum")
