@@ -72,18 +72,19 @@ func (n *Node) saveMembers(now time.Time) error {
 			ms[i].Since = now
 		}
 	}
-	b, err := msgpack.Marshal(ms)
-	if err != nil {
-		return err
-	}
-	return n.store.SetMeta(metaMembers, b)
+	return n.writeMembersLocked(ms)
 }
 
 // forgetMembers replaces the saved member table with an empty one.
 func (n *Node) forgetMembers() error {
 	n.membersMu.Lock()
 	defer n.membersMu.Unlock()
-	b, err := msgpack.Marshal([]membership.Member{})
+	return n.writeMembersLocked([]membership.Member{})
+}
+
+// writeMembersLocked stores ms as the member table; n.membersMu is held.
+func (n *Node) writeMembersLocked(ms []membership.Member) error {
+	b, err := msgpack.Marshal(ms)
 	if err != nil {
 		return err
 	}
